@@ -1,0 +1,101 @@
+"""``create_app(settings)``: the Starlette application with every route and middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from freshid.clock import Clock
+from freshid.protocol import (
+    discovery,
+    end_session,
+    introspection,
+    revocation,
+    token_endpoint,
+    userinfo,
+)
+from freshid.protocol.authorize import endpoint as authorize_endpoint
+from freshid.provider import Provider
+from freshid.settings import Settings
+from freshid.storage import migrate
+from freshid.ui import routes as ui_routes
+from freshid.ui.pages import STATIC_DIR, error_page
+from freshid.web.security import SecurityHeaders
+
+log = logging.getLogger("freshid")
+
+_JSON_PATHS = ("/token", "/userinfo", "/introspect", "/revoke", "/jwks", "/.well-known/")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(_JSON_PATHS)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if _wants_json(request):
+        code = "invalid_request" if exc.status_code < 500 else "server_error"
+        return JSONResponse(
+            {"error": code, "error_description": str(exc.detail)}, status_code=exc.status_code
+        )
+    title = "Page not found" if exc.status_code == 404 else "This request cannot be handled"
+    return error_page(title, str(exc.detail), None, exc.status_code)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # The exception goes to the log with its type only; its text may echo request data.
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    if _wants_json(request):
+        return JSONResponse({"error": "server_error"}, status_code=500)
+    return error_page("Something went wrong", "Please try again in a moment.", "server_error", 500)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    provider: Provider | None = None,
+    migrate_on_start: bool = True,
+) -> Starlette:
+    provider = provider or Provider(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate_on_start:
+            migrate.upgrade(provider.db)
+        provider.keyring(refresh=True)
+        yield
+        provider.db.dispose()
+
+    routes = [
+        Route("/.well-known/openid-configuration", discovery.openid_configuration),
+        Route("/jwks", discovery.jwks),
+        Route("/authorize", authorize_endpoint.authorize, methods=["GET", "POST"]),
+        Route("/token", token_endpoint.token, methods=["POST"]),
+        Route("/userinfo", userinfo.userinfo, methods=["GET", "POST"]),
+        Route("/introspect", introspection.introspect, methods=["POST"]),
+        Route("/revoke", revocation.revoke, methods=["POST"]),
+        Route("/logout", end_session.end_session, methods=["GET", "POST"]),
+        Route("/logout/confirm", end_session.confirm, methods=["POST"]),
+        Route("/interaction/{iid}", ui_routes.interaction_page),
+        Route("/interaction/{iid}/password", ui_routes.password_submit, methods=["POST"]),
+        Route("/interaction/{iid}/switch", ui_routes.switch_user, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders, hsts=settings.cookies_secure)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.provider = provider
+    return app

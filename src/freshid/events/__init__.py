@@ -1,0 +1,1 @@
+"""Events: the catalog of names and the transactional outbox they are written to."""

@@ -1,0 +1,25 @@
+"""The event catalog: every event type FreshID writes, named ``noun.past_verb``.
+
+Payloads never carry secrets: no passwords, codes, tokens or cookie values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    AUTHENTICATION_SUCCEEDED = "authentication.succeeded"
+    AUTHENTICATION_REAUTHENTICATED = "authentication.reauthenticated"
+    AUTHENTICATION_FAILED = "authentication.failed"
+    SESSION_CREATED = "session.created"
+    SESSION_REVOKED = "session.revoked"
+    TOKEN_ISSUED = "token.issued"
+    TOKEN_REFRESHED = "token.refreshed"
+    TOKEN_REVOKED = "token.revoked"
+    TOKEN_REFRESH_REUSE_DETECTED = "token.refresh_reuse_detected"
+    AUTHORIZATION_CODE_REUSE_DETECTED = "authorization_code.reuse_detected"
+    USER_CREATED = "user.created"
+    USER_DISABLED = "user.disabled"
+    CLIENT_CREATED = "client.created"
+    SIGNING_KEY_ROTATED = "signing_key.rotated"

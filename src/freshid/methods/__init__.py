@@ -1,0 +1,1 @@
+"""Authentication methods, one module each, behind the interface in :mod:`freshid.methods.base`."""

@@ -1,0 +1,75 @@
+"""Password authentication with argon2id (RFC 9106; OWASP Password Storage Cheat Sheet).
+
+Parameters are explicit settings, never the library's defaults. Hashing runs off the event loop
+behind a semaphore so a burst of sign-ins queues instead of exhausting memory. Unknown accounts
+are checked against a dummy hash so their timing matches a wrong password (no user enumeration).
+RFC 8176 §2: ``amr`` is ``pwd``; a password alone is one factor.
+"""
+
+from __future__ import annotations
+
+import anyio
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from freshid.freshness.levels import ACR_1FA
+from freshid.methods.base import CompletedMethod, MethodFailed
+
+METHOD = "password"
+AMR = ("pwd",)
+ACR = ACR_1FA
+MAX_PASSWORD_LENGTH = 1024
+MIN_PASSWORD_LENGTH = 8
+
+
+class PasswordMethod:
+    def __init__(self, memory_kib: int, time_cost: int, parallelism: int, concurrency: int) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        self._limit = anyio.CapacityLimiter(concurrency)
+        self._dummy_hash = self._hasher.hash("freshid-dummy-password-for-timing")
+
+    def hash_sync(self, password: str) -> str:
+        check_new_password(password)
+        return self._hasher.hash(password)
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self.hash_sync, password, limiter=self._limit)
+
+    def _verify_sync(self, stored_hash: str | None, password: str) -> bool:
+        try:
+            return bool(self._hasher.verify(stored_hash or self._dummy_hash, password)) and (
+                stored_hash is not None
+            )
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        return bool(self._hasher.check_needs_rehash(stored_hash))
+
+    async def verify(self, stored_hash: str | None, password: str, now: int) -> CompletedMethod:
+        """Check ``password``; ``stored_hash`` is None for unknown users and those without one."""
+        if not password or len(password) > MAX_PASSWORD_LENGTH:
+            # Still spend the time, so the answer's timing says nothing.
+            await anyio.to_thread.run_sync(self._verify_sync, None, "x", limiter=self._limit)
+            raise MethodFailed("invalid_password")
+        ok = await anyio.to_thread.run_sync(
+            self._verify_sync, stored_hash, password, limiter=self._limit
+        )
+        if not ok:
+            raise MethodFailed("unknown_user" if stored_hash is None else "invalid_password")
+        return CompletedMethod(METHOD, AMR, ACR, now)
+
+
+def check_new_password(password: str) -> None:
+    """NIST SP 800-63B §5.1.1.2: at least 8 characters; allow long passphrases, but bound them."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"password must have at most {MAX_PASSWORD_LENGTH} characters")

@@ -1,0 +1,60 @@
+"""The token response (RFC 6749 §5.1; OIDC Core §3.1.3.3), shared by both grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from freshid.errors import InvalidGrant
+from freshid.protocol import minting
+from freshid.provider import Provider
+from freshid.storage import grants as grant_store
+from freshid.storage import users as user_store
+from freshid.storage.grants import Grant
+from freshid.tokens.keys import SigningKey
+
+
+def token_response(
+    conn: Connection,
+    provider: Provider,
+    key: SigningKey,
+    grant: Grant,
+    *,
+    scope: str,
+    nonce: str | None,
+    now: int,
+) -> dict[str, Any]:
+    settings = provider.settings
+    user = user_store.by_id(conn, grant.user_id)
+    if user is None or user.disabled:
+        raise InvalidGrant("the user's account is disabled")
+    access = minting.access_token(
+        grant,
+        issuer=provider.issuer,
+        audience=provider.issuer,
+        key=key,
+        now=now,
+        ttl=settings.access_token_ttl,
+        scope=scope,
+    )
+    grant_store.record_access_token(conn, access.jti, grant.id, access.expires_at)
+    refresh = grant_store.issue_refresh_token(conn, grant.id, now)
+    body: dict[str, Any] = {
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_ttl,
+        "refresh_token": refresh,
+        "scope": scope,
+    }
+    if "openid" in scope.split():
+        body["id_token"] = minting.id_token(
+            grant,
+            issuer=provider.issuer,
+            key=key,
+            now=now,
+            ttl=settings.id_token_ttl,
+            nonce=nonce,
+            email=user.email,
+        )
+    return body

@@ -1,0 +1,84 @@
+"""The running provider's shared services: settings, database, clock, keys, password hasher.
+
+One :class:`Provider` per process. It holds no protocol state of its own: flows, sessions and
+tokens live in the database, so several processes can serve the same issuer. The signing key ring
+is cached for a few seconds and reloaded on an unknown ``kid``, so a rotation on one node reaches
+the others quickly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+from sqlalchemy.engine import Connection
+
+from freshid.clock import Clock, SystemClock
+from freshid.methods.password import PasswordMethod
+from freshid.settings import Settings
+from freshid.storage import keys as key_store
+from freshid.storage.database import Database
+from freshid.tokens.keys import KeyRing
+
+T = TypeVar("T")
+_KEYRING_TTL = 10
+
+
+class Provider:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, db: Database | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.db = db or Database(settings.database_url)
+        self.issuer = settings.effective_issuer.rstrip("/")
+        self.password = PasswordMethod(
+            settings.argon2_memory_kib,
+            settings.argon2_time_cost,
+            settings.argon2_parallelism,
+            settings.password_hash_concurrency,
+        )
+        self._ring: KeyRing | None = None
+        self._ring_loaded_at = 0
+        self._ring_lock = threading.Lock()
+        self.db_limiter = anyio.CapacityLimiter(16)
+
+    def now(self) -> int:
+        return self.clock.now()
+
+    # Database units of work run in worker threads: the engine is synchronous.
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.db.write() as conn:
+                return fn(conn)
+
+        return await anyio.to_thread.run_sync(run, limiter=self.db_limiter)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.db.read() as conn:
+                return fn(conn)
+
+        return await anyio.to_thread.run_sync(run, limiter=self.db_limiter)
+
+    def keyring(self, *, refresh: bool = False) -> KeyRing:
+        """The current key ring (blocking; call from a worker thread or at start-up)."""
+        now = self.now()
+        with self._ring_lock:
+            if refresh or self._ring is None or now - self._ring_loaded_at >= _KEYRING_TTL:
+                with self.db.write() as conn:
+                    key_store.ensure_active(conn, now)
+                    loaded = key_store.load_all(conn)
+                self._ring = KeyRing(
+                    loaded, now, self.settings.longest_token_ttl, self.settings.key_rotation_grace
+                )
+                self._ring_loaded_at = now
+            return self._ring
+
+    async def keyring_async(self, *, refresh: bool = False) -> KeyRing:
+        ring = self._ring
+        if not refresh and ring is not None and self.now() - self._ring_loaded_at < _KEYRING_TTL:
+            return ring
+        return await anyio.to_thread.run_sync(lambda: self.keyring(refresh=refresh))

@@ -1,0 +1,1 @@
+"""Browser sessions: one stable ``sid`` per session, a history of completed authentications."""

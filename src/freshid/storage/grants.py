@@ -1,0 +1,234 @@
+"""Grants and the credentials issued under them: codes, refresh tokens, access-token ids.
+
+A grant is what one sign-in gave one client. It freezes the proof behind it (``auth_time``,
+``acr``, ``amr``, ``sid``): every token issued under it, including after any number of refreshes,
+states that original proof (OIDC Core §12.2). Revoking the grant kills its whole family.
+
+Exactly-once transitions (redeeming a code, rotating a refresh token) are a conditional UPDATE
+whose row count decides the single winner on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from freshid.events import outbox
+from freshid.events.catalog import EventType
+from freshid.storage.tables import access_tokens, authorization_codes, grants, refresh_tokens
+from freshid.tokens.secrets import digest, new_token
+
+
+@dataclass(frozen=True)
+class Grant:
+    id: str
+    client_id: str
+    user_id: str
+    session_id: str
+    scope: str
+    auth_time: int
+    acr: str
+    amr: tuple[str, ...]
+    offline: bool
+    created_at: int
+    expires_at: int
+    revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    grant: Grant
+    redirect_uri: str
+    nonce: str | None
+    code_challenge: str | None
+    expires_at: int
+    used_at: int | None
+
+
+def _grant(m: sa.RowMapping) -> Grant:
+    return Grant(
+        m["id"],
+        m["client_id"],
+        m["user_id"],
+        m["session_id"],
+        m["scope"],
+        m["auth_time"],
+        m["acr"],
+        tuple(m["amr"]),
+        bool(m["offline"]),
+        m["created_at"],
+        m["expires_at"],
+        m["revoked_at"],
+    )
+
+
+def create_with_code(
+    conn: Connection,
+    *,
+    client_id: str,
+    user_id: str,
+    session_id: str,
+    scope: str,
+    auth_time: int,
+    acr: str,
+    amr: tuple[str, ...],
+    offline: bool,
+    redirect_uri: str,
+    nonce: str | None,
+    code_challenge: str | None,
+    now: int,
+    code_ttl: int,
+    grant_ttl: int,
+) -> str:
+    """A new grant and its authorization code; returns the code (stored only as a digest)."""
+    grant_id, code = new_token(16), new_token(32)
+    conn.execute(
+        grants.insert().values(
+            id=grant_id,
+            client_id=client_id,
+            user_id=user_id,
+            session_id=session_id,
+            scope=scope,
+            auth_time=auth_time,
+            acr=acr,
+            amr=list(amr),
+            offline=offline,
+            created_at=now,
+            expires_at=now + grant_ttl,
+        )
+    )
+    conn.execute(
+        authorization_codes.insert().values(
+            code_digest=digest(code),
+            grant_id=grant_id,
+            redirect_uri=redirect_uri,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            expires_at=now + code_ttl,
+        )
+    )
+    return code
+
+
+def find_code(conn: Connection, code: str) -> CodeRecord | None:
+    row = conn.execute(
+        sa.select(authorization_codes, grants)
+        .join(grants, grants.c.id == authorization_codes.c.grant_id)
+        .where(authorization_codes.c.code_digest == digest(code))
+    ).first()
+    if row is None:
+        return None
+    m = row._mapping
+    return CodeRecord(
+        _grant(m), m["redirect_uri"], m["nonce"], m["code_challenge"], m["expires_at"], m["used_at"]
+    )
+
+
+def redeem_code(conn: Connection, code: str, now: int) -> bool:
+    """Mark the code used; False when someone else already did (the caller then revokes)."""
+    result = conn.execute(
+        authorization_codes.update()
+        .where(
+            authorization_codes.c.code_digest == digest(code),
+            authorization_codes.c.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    return result.rowcount == 1
+
+
+def revoke_grant(conn: Connection, grant_id: str, reason: str, now: int) -> bool:
+    result = conn.execute(
+        grants.update()
+        .where(grants.c.id == grant_id, grants.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    conn.execute(
+        access_tokens.update()
+        .where(access_tokens.c.grant_id == grant_id, access_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount == 1
+
+
+def issue_refresh_token(conn: Connection, grant_id: str, now: int) -> str:
+    token = new_token(32)
+    conn.execute(
+        refresh_tokens.insert().values(
+            token_digest=digest(token), grant_id=grant_id, created_at=now
+        )
+    )
+    return token
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    grant: Grant
+    used_at: int | None
+
+
+def find_refresh_token(conn: Connection, token: str) -> RefreshRecord | None:
+    row = conn.execute(
+        sa.select(refresh_tokens.c.used_at, grants)
+        .join(grants, grants.c.id == refresh_tokens.c.grant_id)
+        .where(refresh_tokens.c.token_digest == digest(token))
+    ).first()
+    if row is None:
+        return None
+    return RefreshRecord(_grant(row._mapping), row._mapping["used_at"])
+
+
+def use_refresh_token(conn: Connection, token: str, now: int) -> bool:
+    result = conn.execute(
+        refresh_tokens.update()
+        .where(refresh_tokens.c.token_digest == digest(token), refresh_tokens.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return result.rowcount == 1
+
+
+def record_access_token(conn: Connection, jti: str, grant_id: str, expires_at: int) -> None:
+    conn.execute(access_tokens.insert().values(jti=jti, grant_id=grant_id, expires_at=expires_at))
+
+
+def access_token_active(conn: Connection, jti: str, now: int) -> Grant | None:
+    """The grant behind a still-valid access token id, or None when revoked or unknown."""
+    row = conn.execute(
+        sa.select(grants)
+        .join(access_tokens, access_tokens.c.grant_id == grants.c.id)
+        .where(
+            access_tokens.c.jti == jti,
+            access_tokens.c.revoked_at.is_(None),
+            access_tokens.c.expires_at > now,
+            grants.c.revoked_at.is_(None),
+        )
+    ).first()
+    return _grant(row._mapping) if row is not None else None
+
+
+def revoke_access_token(conn: Connection, jti: str, now: int) -> str | None:
+    """Revoke one access token; returns its client_id when it existed."""
+    row = conn.execute(
+        sa.select(grants.c.client_id)
+        .join(access_tokens, access_tokens.c.grant_id == grants.c.id)
+        .where(access_tokens.c.jti == jti)
+    ).first()
+    if row is None:
+        return None
+    conn.execute(access_tokens.update().where(access_tokens.c.jti == jti).values(revoked_at=now))
+    return str(row.client_id)
+
+
+def record_reuse(conn: Connection, grant: Grant, kind: EventType, now: int) -> None:
+    revoke_grant(conn, grant.id, kind.value, now)
+    outbox.record(
+        conn,
+        kind,
+        now,
+        user_id=grant.user_id,
+        session_id=grant.session_id,
+        client_id=grant.client_id,
+        grant_id=grant.id,
+    )

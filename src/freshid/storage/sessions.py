@@ -1,0 +1,224 @@
+"""Sessions and their authentication history, with the events each change writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from freshid.events import outbox
+from freshid.events.catalog import EventType
+from freshid.methods.base import CompletedMethod
+from freshid.sessions.model import Session
+from freshid.storage.tables import session_authentications, sessions
+from freshid.tokens.secrets import digest, new_token
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who is asking, for the evidence an event carries."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    client_id: str | None = None
+
+
+def _latest_authentication(conn: Connection, session_id: str) -> tuple[str, tuple[str, ...]]:
+    row = conn.execute(
+        sa.select(session_authentications.c.acr, session_authentications.c.amr)
+        .where(session_authentications.c.session_id == session_id)
+        .order_by(
+            session_authentications.c.completed_at.desc(), session_authentications.c.id.desc()
+        )
+        .limit(1)
+    ).first()
+    if row is None:
+        return "", ()
+    return row.acr, tuple(row.amr)
+
+
+def _session(conn: Connection, row: sa.Row[Any] | None) -> Session | None:
+    if row is None:
+        return None
+    m = row._mapping
+    acr, amr = _latest_authentication(conn, m["id"])
+    return Session(
+        m["id"],
+        m["user_id"],
+        m["created_at"],
+        m["auth_time"],
+        m["last_seen_at"],
+        m["expires_at"],
+        acr,
+        amr,
+        m["revoked_at"],
+    )
+
+
+def by_cookie(conn: Connection, cookie_secret: str) -> Session | None:
+    row = conn.execute(
+        sessions.select().where(sessions.c.cookie_digest == digest(cookie_secret))
+    ).first()
+    return _session(conn, row)
+
+
+def by_id(conn: Connection, session_id: str) -> Session | None:
+    return _session(
+        conn, conn.execute(sessions.select().where(sessions.c.id == session_id)).first()
+    )
+
+
+def _append(
+    conn: Connection, session_id: str, completed: CompletedMethod, action: str | None
+) -> None:
+    conn.execute(
+        session_authentications.insert().values(
+            session_id=session_id,
+            method=completed.method,
+            amr=list(completed.amr),
+            acr=completed.acr,
+            completed_at=completed.completed_at,
+            action=action,
+            upstream=completed.upstream,
+        )
+    )
+
+
+def _evidence(completed: CompletedMethod, ctx: RequestContext) -> dict[str, Any]:
+    return {
+        "method": completed.method,
+        "amr": list(completed.amr),
+        "acr": completed.acr,
+        "ip": ctx.ip,
+        "user_agent": ctx.user_agent,
+    }
+
+
+def start(
+    conn: Connection,
+    user_id: str,
+    completed: CompletedMethod,
+    now: int,
+    ttl: int,
+    ctx: RequestContext,
+) -> tuple[Session, str]:
+    """A new session for a first sign-in; returns it with its cookie secret."""
+    sid, secret = new_token(16), new_token(32)
+    conn.execute(
+        sessions.insert().values(
+            id=sid,
+            user_id=user_id,
+            cookie_digest=digest(secret),
+            created_at=now,
+            auth_time=completed.completed_at,
+            last_seen_at=now,
+            expires_at=now + ttl,
+        )
+    )
+    _append(conn, sid, completed, None)
+    evidence = _evidence(completed, ctx)
+    outbox.record(
+        conn,
+        EventType.SESSION_CREATED,
+        now,
+        user_id=user_id,
+        session_id=sid,
+        client_id=ctx.client_id,
+        ip=ctx.ip,
+        user_agent=ctx.user_agent,
+    )
+    outbox.record(
+        conn,
+        EventType.AUTHENTICATION_SUCCEEDED,
+        now,
+        user_id=user_id,
+        session_id=sid,
+        client_id=ctx.client_id,
+        auth_time=completed.completed_at,
+        **evidence,
+    )
+    session = Session(
+        sid, user_id, now, completed.completed_at, now, now + ttl, completed.acr, completed.amr
+    )
+    return session, secret
+
+
+def reauthenticate(
+    conn: Connection,
+    session: Session,
+    completed: CompletedMethod,
+    now: int,
+    ctx: RequestContext,
+    action: str | None = None,
+) -> tuple[Session, str]:
+    """Same subject, same sid: move auth_time forward and rotate the cookie secret."""
+    secret = new_token(32)
+    conn.execute(
+        sessions.update()
+        .where(sessions.c.id == session.id)
+        .values(cookie_digest=digest(secret), auth_time=completed.completed_at, last_seen_at=now)
+    )
+    _append(conn, session.id, completed, action)
+    outbox.record(
+        conn,
+        EventType.AUTHENTICATION_REAUTHENTICATED,
+        now,
+        user_id=session.user_id,
+        session_id=session.id,
+        client_id=ctx.client_id,
+        auth_time=completed.completed_at,
+        previous_auth_time=session.auth_time,
+        action=action,
+        **_evidence(completed, ctx),
+    )
+    updated = Session(
+        session.id,
+        session.user_id,
+        session.created_at,
+        completed.completed_at,
+        now,
+        session.expires_at,
+        completed.acr,
+        completed.amr,
+    )
+    return updated, secret
+
+
+def revoke(
+    conn: Connection, session_id: str, reason: str, now: int, user_id: str | None = None
+) -> bool:
+    result = conn.execute(
+        sessions.update()
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    if result.rowcount:
+        outbox.record(
+            conn,
+            EventType.SESSION_REVOKED,
+            now,
+            user_id=user_id,
+            session_id=session_id,
+            reason=reason,
+        )
+    return bool(result.rowcount)
+
+
+def touch(conn: Connection, session_id: str, now: int) -> None:
+    conn.execute(sessions.update().where(sessions.c.id == session_id).values(last_seen_at=now))
+
+
+def is_alive(conn: Connection, session_id: str, now: int, idle_ttl: int) -> bool:
+    row = conn.execute(
+        sa.select(sessions.c.revoked_at, sessions.c.expires_at, sessions.c.last_seen_at).where(
+            sessions.c.id == session_id
+        )
+    ).first()
+    return (
+        row is not None
+        and row.revoked_at is None
+        and now < row.expires_at
+        and now - row.last_seen_at < idle_ttl
+    )

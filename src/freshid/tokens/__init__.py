@@ -1,0 +1,1 @@
+"""Token formats: JWS signing and keys, refresh tokens, opaque secrets."""

@@ -1,0 +1,1 @@
+"""Hosted pages: sign-in, re-authentication, logout and errors."""
