@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,15 +112,11 @@ class _Server(uvicorn.Server):
         pass
 
 
-@pytest.fixture
-def server(database_url: str) -> Iterator[RunningServer]:
-    """A real FreshID on a loopback port, in a thread, with a clock tests can shift."""
-    port = free_port()
-    clock = OffsetClock()
-    settings = load_settings(environ={}, database_url=database_url, port=port)
-    provider = Provider(settings, clock)
-    app = create_app(settings, provider=provider)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+def serve_in_thread(app: Any, port: int) -> Callable[[], None]:
+    """Run an ASGI app on 127.0.0.1:port in a thread; returns the function that stops it."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
     srv = _Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -129,6 +125,21 @@ def server(database_url: str) -> Iterator[RunningServer]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("server did not start")
         time.sleep(0.02)
+
+    def stop() -> None:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+    return stop
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[RunningServer]:
+    """A real FreshID on a loopback port, in a thread, with a clock tests can shift."""
+    port = free_port()
+    clock = OffsetClock()
+    settings = load_settings(environ={}, database_url=database_url, port=port)
+    provider = Provider(settings, clock)
+    stop = serve_in_thread(create_app(settings, provider=provider), port)
     yield RunningServer(f"http://127.0.0.1:{port}", provider, clock, settings)
-    srv.should_exit = True
-    thread.join(timeout=10)
+    stop()
