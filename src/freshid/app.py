@@ -29,6 +29,7 @@ from freshid.settings import Settings
 from freshid.storage import migrate
 from freshid.ui import routes as ui_routes
 from freshid.ui.pages import STATIC_DIR, error_page
+from freshid.web.access_log import AccessLog
 from freshid.web.security import SecurityHeaders
 
 log = logging.getLogger("freshid")
@@ -93,7 +94,10 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders, hsts=settings.cookies_secure)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(SecurityHeaders, hsts=settings.cookies_secure),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
