@@ -24,15 +24,35 @@ from freshid.freshness.decision import CHECKS
 
 NOW = 1_800_000_000
 STARTED = NOW - 5  # the interaction began 5 s ago
-PASSWORD = MethodOffer("password", ("pwd",), ACR_1FA)
-PASSKEY = MethodOffer("passkey", ("hwk", "user"), ACR_PHR)
-TOTP = MethodOffer("totp", ("otp",), ACR_MFA)
+PASSWORD = MethodOffer("password", ("pwd",), frozenset({"knowledge"}), rank=10)
+PASSKEY = MethodOffer(
+    "passkey",
+    ("hwk", "user", "mfa"),
+    frozenset({"possession", "inherence"}),
+    phishing_resistant=True,
+    rank=30,
+)
+TOTP = MethodOffer("totp", ("otp",), frozenset({"possession"}), rank=20)
+EMAIL = MethodOffer("email_code", ("email",), frozenset({"possession"}), rank=5)
 
 
 def session(
-    age: int, acr: str = ACR_1FA, amr: tuple[str, ...] = ("pwd",), user: str = "u1"
+    age: int,
+    acr: str = ACR_1FA,
+    amr: tuple[str, ...] = ("pwd",),
+    user: str = "u1",
+    methods: tuple[str, ...] = ("password",),
+    factors: frozenset[str] = frozenset({"knowledge"}),
 ) -> SessionState:
-    return SessionState(sid="sid-1", user_id=user, auth_time=NOW - age, acr=acr, amr=amr)
+    return SessionState(
+        sid="sid-1",
+        user_id=user,
+        auth_time=NOW - age,
+        acr=acr,
+        amr=amr,
+        methods=methods,
+        factors=factors,
+    )
 
 
 def req(**kw: object) -> AuthRequest:
@@ -285,6 +305,33 @@ class TestActionPolicy:
     def test_user_without_an_accepted_method(self) -> None:
         outcome = decide(session(1), req(), NOW, policy=self.delete, offers=(PASSWORD,))
         assert isinstance(outcome, Deny) and outcome.error is UnmetAuthenticationRequirements
+
+
+def test_second_factor_completes_the_event_started_in_this_interaction() -> None:
+    # Password proved 2 s ago, inside this interaction; mfa is essential.
+    outcome = decide(session(2), req(essential_acr=(ACR_MFA,)), NOW, offers=(PASSWORD, TOTP, EMAIL))
+    # An emailed code is a possession factor too: with the password it makes mfa.
+    assert isinstance(outcome, Authenticate) and outcome.methods == ("totp", "email_code")
+
+
+def test_two_step_route_is_offered_when_no_single_method_suffices() -> None:
+    # Proof from an earlier interaction: nothing done here yet; password + TOTP reach mfa.
+    outcome = decide(
+        session(60), req(essential_acr=(ACR_MFA,)), NOW, offers=(PASSWORD, TOTP, EMAIL)
+    )
+    assert isinstance(outcome, Authenticate)
+    assert outcome.methods == ("totp", "password", "email_code")  # any first step; stronger first
+
+
+def test_two_possession_factors_are_not_multi_factor() -> None:
+    only_possession = (TOTP, EMAIL)
+    outcome = decide(
+        session(60, amr=("email",), methods=("email_code",), factors=frozenset({"possession"})),
+        req(essential_acr=(ACR_MFA,)),
+        NOW,
+        offers=only_possession,
+    )
+    assert isinstance(outcome, Deny) and outcome.error is UnmetAuthenticationRequirements
 
 
 def test_pipeline_order_is_declared() -> None:

@@ -28,22 +28,28 @@ from freshid.freshness.policy import ActionPolicy
 
 @dataclass(frozen=True)
 class SessionState:
-    """What the decision needs to know about the browser's session."""
+    """What the decision needs to know about the browser's session: its latest authentication
+    event (the methods completed together, their combined ``acr`` and ``amr``)."""
 
     sid: str
     user_id: str
     auth_time: int
     acr: str
     amr: tuple[str, ...]
+    methods: tuple[str, ...] = ()
+    factors: frozenset[str] = frozenset()
+    phishing_resistant: bool = False
 
 
 @dataclass(frozen=True)
 class MethodOffer:
-    """A method this user has enrolled, and what completing it would prove."""
+    """A method this user has enrolled, and what completing it proves."""
 
     method: str
     amr: tuple[str, ...]
-    acr: str
+    factors: frozenset[str]
+    phishing_resistant: bool = False
+    rank: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,16 +108,39 @@ def _proved_in_this_interaction(ctx: Context) -> bool:
     return ctx.session is not None and ctx.session.auth_time >= ctx.request.started_at
 
 
+def _done_here(ctx: Context) -> tuple[frozenset[str], bool, frozenset[str], frozenset[str]]:
+    """What this interaction's authentication event has already proved: factors, phishing
+    resistance, amr and methods. Empty when the event is not from this interaction."""
+    s = ctx.session
+    if s is None or not _proved_in_this_interaction(ctx):
+        return frozenset(), False, frozenset(), frozenset()
+    return s.factors, s.phishing_resistant, frozenset(s.amr), frozenset(s.methods)
+
+
 def _offers_reaching(
     ctx: Context, acr: str | None, amr: frozenset[str] = frozenset()
 ) -> tuple[str, ...]:
-    fitting = [
+    """Methods to offer next, best first: those that complete the requirement together with what
+    this interaction already proved, then those that start a two-step way to it."""
+    factors, phr, done_amr, done = _done_here(ctx)
+    candidates = [o for o in ctx.offers if o.method not in done]
+
+    def meets(chosen: list[MethodOffer]) -> bool:
+        f = factors.union(*(o.factors for o in chosen))
+        level = levels.event_acr(f, phr or any(o.phishing_resistant for o in chosen))
+        amr_ok = not amr or bool(amr & done_amr.union(*(set(o.amr) for o in chosen)))
+        return (acr is None or levels.satisfies(level, acr)) and amr_ok
+
+    finishing = [o for o in candidates if meets([o])]
+    starting = [
         o
-        for o in ctx.offers
-        if (acr is None or levels.satisfies(o.acr, acr)) and (not amr or amr & set(o.amr))
+        for o in candidates
+        if o not in finishing
+        and any(meets([o, p]) and not meets([p]) for p in candidates if p is not o)
     ]
-    fitting.sort(key=lambda o: -levels.rank(o.acr))
-    return tuple(o.method for o in fitting)
+    finishing.sort(key=lambda o: -o.rank)
+    starting.sort(key=lambda o: -o.rank)
+    return tuple(o.method for o in [*finishing, *starting])
 
 
 def check_prompt_values(ctx: Context) -> Deny | None:

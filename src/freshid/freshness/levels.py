@@ -27,3 +27,14 @@ def rank(acr: str | None) -> int:
 
 def satisfies(achieved: str, requested: str) -> bool:
     return rank(requested) > 0 and rank(achieved) >= rank(requested)
+
+
+def event_acr(factors: frozenset[str], phishing_resistant: bool) -> str:
+    """The level of one authentication event, from the methods completed in it.
+
+    NIST SP 800-63B §4: multi-factor means more than one *kind* of factor (two possession factors
+    are still one factor). A phishing-resistant method in a multi-factor event makes it ``phr``.
+    """
+    if len(factors) >= 2:
+        return ACR_PHR if phishing_resistant else ACR_MFA
+    return ACR_1FA

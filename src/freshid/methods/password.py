@@ -13,9 +13,10 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from freshid.freshness.levels import ACR_1FA
-from freshid.methods.base import CompletedMethod, MethodFailed
+from freshid.methods.base import CompletedMethod, Factor, MethodFailed, MethodInfo
 
-METHOD = "password"
+INFO = MethodInfo("password", "Password", frozenset({Factor.KNOWLEDGE}), rank=10)
+METHOD = INFO.name
 AMR = ("pwd",)
 ACR = ACR_1FA
 MAX_PASSWORD_LENGTH = 1024
@@ -64,7 +65,7 @@ class PasswordMethod:
         )
         if not ok:
             raise MethodFailed("unknown_user" if stored_hash is None else "invalid_password")
-        return CompletedMethod(METHOD, AMR, ACR, now)
+        return CompletedMethod(METHOD, AMR, ACR, now, factors=INFO.factors)
 
 
 def check_new_password(password: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from freshid.freshness.decision import SessionState
+from freshid.freshness.levels import event_acr
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class Session:
     acr: str
     amr: tuple[str, ...]
     revoked_at: int | None = None
+    event_id: str | None = None
+    """The latest authentication event: the methods completed together in one interaction."""
+    methods: tuple[str, ...] = ()
+    factors: frozenset[str] = frozenset()
+    phishing_resistant: bool = False
 
     def alive(self, now: int, idle_ttl: int) -> bool:
         return (
@@ -33,7 +39,16 @@ class Session:
         )
 
     def state(self) -> SessionState:
-        return SessionState(self.id, self.user_id, self.auth_time, self.acr, self.amr)
+        return SessionState(
+            self.id,
+            self.user_id,
+            self.auth_time,
+            self.acr,
+            self.amr,
+            self.methods,
+            self.factors,
+            self.phishing_resistant,
+        )
 
 
 class Continuation(Enum):
@@ -53,3 +68,26 @@ def continuation(current: Session | None, user_id: str) -> Continuation:
     if current.user_id == user_id:
         return Continuation.EXTEND
     return Continuation.REPLACE
+
+
+@dataclass(frozen=True)
+class AuthenticationEvent:
+    """What the methods completed together prove (OIDC Core §2 ``acr``/``amr``; RFC 8176 §2:
+    ``mfa`` when more than one kind of factor was used)."""
+
+    methods: tuple[str, ...]
+    amr: tuple[str, ...]
+    acr: str
+    factors: frozenset[str]
+    phishing_resistant: bool
+
+
+def combine(parts: list[tuple[str, tuple[str, ...], frozenset[str], bool]]) -> AuthenticationEvent:
+    """Combine ``(method, amr, factors, phishing_resistant)`` completions of one event."""
+    methods = tuple(dict.fromkeys(p[0] for p in parts))
+    factors = frozenset().union(*(p[2] for p in parts))
+    phr = any(p[3] for p in parts)
+    amr = list(dict.fromkeys(v for p in parts for v in p[1] if v != "mfa"))
+    if len(factors) >= 2:
+        amr.append("mfa")
+    return AuthenticationEvent(methods, tuple(amr), event_acr(factors, phr), factors, phr)

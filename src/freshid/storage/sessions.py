@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from freshid.events import outbox
 from freshid.events.catalog import EventType
 from freshid.methods.base import CompletedMethod
-from freshid.sessions.model import Session
+from freshid.sessions.model import AuthenticationEvent, Session, combine
 from freshid.storage.tables import session_authentications, sessions
 from freshid.tokens.secrets import digest, new_token
 
@@ -25,25 +25,33 @@ class RequestContext:
     client_id: str | None = None
 
 
-def _latest_authentication(conn: Connection, session_id: str) -> tuple[str, tuple[str, ...]]:
-    row = conn.execute(
-        sa.select(session_authentications.c.acr, session_authentications.c.amr)
-        .where(session_authentications.c.session_id == session_id)
-        .order_by(
-            session_authentications.c.completed_at.desc(), session_authentications.c.id.desc()
-        )
+def _latest_event(conn: Connection, session_id: str) -> tuple[str | None, AuthenticationEvent]:
+    sa_ = session_authentications
+    last = conn.execute(
+        sa.select(sa_.c.event_id)
+        .where(sa_.c.session_id == session_id)
+        .order_by(sa_.c.completed_at.desc(), sa_.c.id.desc())
         .limit(1)
     ).first()
-    if row is None:
-        return "", ()
-    return row.acr, tuple(row.amr)
+    if last is None:
+        return None, combine([])
+    rows = conn.execute(
+        sa.select(sa_.c.method, sa_.c.amr, sa_.c.factors, sa_.c.phishing_resistant)
+        .where(sa_.c.session_id == session_id, sa_.c.event_id == last.event_id)
+        .order_by(sa_.c.id)
+    ).all()
+    parts = [
+        (r.method, tuple(r.amr), frozenset(r.factors or ()), bool(r.phishing_resistant))
+        for r in rows
+    ]
+    return last.event_id, combine(parts)
 
 
 def _session(conn: Connection, row: sa.Row[Any] | None) -> Session | None:
     if row is None:
         return None
     m = row._mapping
-    acr, amr = _latest_authentication(conn, m["id"])
+    event_id, event = _latest_event(conn, m["id"])
     return Session(
         m["id"],
         m["user_id"],
@@ -51,9 +59,13 @@ def _session(conn: Connection, row: sa.Row[Any] | None) -> Session | None:
         m["auth_time"],
         m["last_seen_at"],
         m["expires_at"],
-        acr,
-        amr,
+        event.acr,
+        event.amr,
         m["revoked_at"],
+        event_id,
+        event.methods,
+        event.factors,
+        event.phishing_resistant,
     )
 
 
@@ -71,7 +83,7 @@ def by_id(conn: Connection, session_id: str) -> Session | None:
 
 
 def _append(
-    conn: Connection, session_id: str, completed: CompletedMethod, action: str | None
+    conn: Connection, session_id: str, completed: CompletedMethod, action: str | None, event_id: str
 ) -> None:
     conn.execute(
         session_authentications.insert().values(
@@ -82,15 +94,22 @@ def _append(
             completed_at=completed.completed_at,
             action=action,
             upstream=completed.upstream,
+            event_id=event_id,
+            factors=sorted(completed.factors),
+            phishing_resistant=completed.phishing_resistant,
         )
     )
 
 
-def _evidence(completed: CompletedMethod, ctx: RequestContext) -> dict[str, Any]:
+def _evidence(completed: CompletedMethod, session: Session, ctx: RequestContext) -> dict[str, Any]:
+    """What an authentication event records: the method just completed, and what the event it
+    belongs to now proves as a whole."""
     return {
         "method": completed.method,
-        "amr": list(completed.amr),
-        "acr": completed.acr,
+        "amr": list(session.amr),
+        "acr": session.acr,
+        "methods": list(session.methods),
+        "upstream": completed.upstream,
         "ip": ctx.ip,
         "user_agent": ctx.user_agent,
     }
@@ -117,8 +136,9 @@ def start(
             expires_at=now + ttl,
         )
     )
-    _append(conn, sid, completed, None)
-    evidence = _evidence(completed, ctx)
+    _append(conn, sid, completed, None, new_token(16))
+    session = by_id(conn, sid)
+    assert session is not None
     outbox.record(
         conn,
         EventType.SESSION_CREATED,
@@ -137,10 +157,7 @@ def start(
         session_id=sid,
         client_id=ctx.client_id,
         auth_time=completed.completed_at,
-        **evidence,
-    )
-    session = Session(
-        sid, user_id, now, completed.completed_at, now, now + ttl, completed.acr, completed.amr
+        **_evidence(completed, session, ctx),
     )
     return session, secret
 
@@ -151,19 +168,33 @@ def reauthenticate(
     completed: CompletedMethod,
     now: int,
     ctx: RequestContext,
+    *,
     action: str | None = None,
+    event_id: str | None = None,
+    signing_in: bool = False,
 ) -> tuple[Session, str]:
-    """Same subject, same sid: move auth_time forward and rotate the cookie secret."""
+    """Same subject, same sid: move auth_time forward and rotate the cookie secret.
+
+    ``event_id`` continues an authentication event begun earlier in the same interaction (a
+    second factor); ``signing_in`` says that event was a first sign-in, not a re-proof.
+    """
     secret = new_token(32)
     conn.execute(
         sessions.update()
         .where(sessions.c.id == session.id)
         .values(cookie_digest=digest(secret), auth_time=completed.completed_at, last_seen_at=now)
     )
-    _append(conn, session.id, completed, action)
+    _append(conn, session.id, completed, action, event_id or new_token(16))
+    updated = by_id(conn, session.id)
+    assert updated is not None
+    kind = (
+        EventType.AUTHENTICATION_SUCCEEDED
+        if signing_in
+        else EventType.AUTHENTICATION_REAUTHENTICATED
+    )
     outbox.record(
         conn,
-        EventType.AUTHENTICATION_REAUTHENTICATED,
+        kind,
         now,
         user_id=session.user_id,
         session_id=session.id,
@@ -171,17 +202,7 @@ def reauthenticate(
         auth_time=completed.completed_at,
         previous_auth_time=session.auth_time,
         action=action,
-        **_evidence(completed, ctx),
-    )
-    updated = Session(
-        session.id,
-        session.user_id,
-        session.created_at,
-        completed.completed_at,
-        now,
-        session.expires_at,
-        completed.acr,
-        completed.amr,
+        **_evidence(completed, updated, ctx),
     )
     return updated, secret
 

@@ -70,6 +70,9 @@ session_authentications = sa.Table(
     sa.Column("completed_at", Epoch, nullable=False),
     sa.Column("action", sa.String(128)),
     sa.Column("upstream", sa.JSON),
+    sa.Column("event_id", sa.String(64), index=True),
+    sa.Column("factors", sa.JSON),
+    sa.Column("phishing_resistant", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 interactions = sa.Table(
@@ -175,4 +178,43 @@ known_addresses = sa.Table(
     sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id"), primary_key=True),
     sa.Column("address_digest", sa.String(64), primary_key=True),
     sa.Column("last_success_at", Epoch, nullable=False),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    # TOTP: the shared secret (it must be readable to compute codes; protect the database).
+    sa.Column("secret", sa.String(128)),
+    # Passkeys: the WebAuthn credential id (base64url), public key (COSE, base64url), counter.
+    sa.Column("credential_id", sa.String(1400), unique=True),
+    sa.Column("public_key", sa.Text),
+    sa.Column("sign_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("backup_eligible", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("transports", sa.JSON),
+    # Recovery codes: SHA-256 of the normalised code.
+    sa.Column("code_digest", sa.String(64), unique=True),
+    sa.Column("last_used_step", sa.BigInteger),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("confirmed_at", Epoch),
+    sa.Column("last_used_at", Epoch),
+)
+
+email_codes = sa.Table(
+    "email_codes",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("interaction_id", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id")),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("code_digest", sa.String(64), nullable=False),
+    sa.Column("link_digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("expires_at", Epoch, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("used_at", Epoch),
+    sa.Column("superseded_at", Epoch),
 )
