@@ -43,7 +43,8 @@ def offers_for(user: User | None) -> tuple[MethodOffer, ...]:
         return ()
     offers = []
     if user.password_hash:
-        offers.append(MethodOffer(password.METHOD, password.AMR, password.ACR))
+        info = password.INFO
+        offers.append(MethodOffer(info.name, password.AMR, info.factors, rank=info.rank))
     return tuple(offers)
 
 
