@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: venv run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml guard/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e './guard[starlette,fastapi,flask,django,sql]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,9 +22,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples guard bench
+	$(BIN)/ruff format --check src tests examples guard bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict guard/src
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

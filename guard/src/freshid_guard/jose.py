@@ -1,0 +1,369 @@
+"""Compact JWS (RFC 7515 §7.1) parsing and verification, and JWK sets (RFC 7517 §5), on
+``cryptography``.
+
+Only asymmetric algorithms exist here (RFC 7518 §3.3-3.5, RFC 8037 §3.1): ``none`` and the ``HS*``
+family cannot be configured at all, so a token can never make the guard verify an HMAC with a
+public key (RFC 8725 §2.1, §3.1). The key is always found by ``kid`` in a set the guard holds; a
+JWK's ``alg``, when present, pins the algorithm it may be used with, and the key type must match
+the algorithm. Everything a token could use to pick its own key (``jwk``, ``jku``, ``x5u``, ``x5c``)
+or to demand extensions (``crit``) is refused before any cryptography runs (RFC 8725 §3.10).
+
+Parsing is strict: three base64url segments without padding, a length cap, and a UTF-8 JSON header
+object without duplicate members (RFC 7515 §5.2) or ``NaN``/``Infinity``. The payload is parsed
+only after the signature is verified; duplicate claims there resolve to the last one, which RFC
+7519 §4 allows, and non-finite numbers are refused where a number is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from freshid_guard.errors import InvalidToken
+
+PublicKey = (
+    ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+
+FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
+DEFAULT_MAX_TOKEN_LENGTH = 16_384
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_MIN_RSA_BITS = 2048
+
+
+# --- algorithms ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Algorithm:
+    kty: str
+    verify: Callable[[PublicKey, bytes, bytes], bool]
+
+
+def _ecdsa(curve: type[ec.EllipticCurve], size: int, digest: hashes.HashAlgorithm) -> _Algorithm:
+    scheme = ec.ECDSA(digest)
+
+    def verify(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+        # RFC 7518 §3.4: the signature is R || S, each exactly ``size`` octets.
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
+            return False
+        if len(signature) != 2 * size:
+            return False
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        try:
+            key.verify(encode_dss_signature(r, s), signing_input, scheme)
+        except InvalidSignature:
+            return False
+        return True
+
+    return _Algorithm("EC", verify)
+
+
+def _rsa(digest: hashes.HashAlgorithm, pss: bool) -> _Algorithm:
+    pad: padding.AsymmetricPadding = (
+        padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+        if pss
+        else padding.PKCS1v15()
+    )
+
+    def verify(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+        if not isinstance(key, rsa.RSAPublicKey):
+            return False
+        try:
+            key.verify(signature, signing_input, pad, digest)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return _Algorithm("RSA", verify)
+
+
+def _eddsa(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+    if not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return False
+    try:
+        key.verify(signature, signing_input)
+    except InvalidSignature:
+        return False
+    return True
+
+
+ALGORITHMS: Mapping[str, _Algorithm] = {
+    "ES256": _ecdsa(ec.SECP256R1, 32, hashes.SHA256()),
+    "ES384": _ecdsa(ec.SECP384R1, 48, hashes.SHA384()),
+    "ES512": _ecdsa(ec.SECP521R1, 66, hashes.SHA512()),
+    "RS256": _rsa(hashes.SHA256(), pss=False),
+    "RS384": _rsa(hashes.SHA384(), pss=False),
+    "RS512": _rsa(hashes.SHA512(), pss=False),
+    "PS256": _rsa(hashes.SHA256(), pss=True),
+    "PS384": _rsa(hashes.SHA384(), pss=True),
+    "PS512": _rsa(hashes.SHA512(), pss=True),
+    "EdDSA": _Algorithm("OKP", _eddsa),
+}
+"""Every algorithm the guard can verify. ``none`` and ``HS*`` are deliberately absent."""
+
+
+def check_algorithms(algorithms: frozenset[str]) -> frozenset[str]:
+    """Validate a configured allow-list: non-empty and asymmetric algorithms only."""
+    if not algorithms:
+        raise ValueError("the algorithm allow-list is empty")
+    unsupported = sorted(algorithms - ALGORITHMS.keys())
+    if unsupported:
+        raise ValueError(
+            f"algorithm {unsupported[0]!r} cannot be allowed (supported: {', '.join(ALGORITHMS)})"
+        )
+    return frozenset(algorithms)
+
+
+# --- compact serialization ----------------------------------------------------------------------
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode unpadded base64url (RFC 7515 §2); raises :class:`InvalidToken`."""
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("the token is not valid base64url") from None
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate member {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """Parse UTF-8 JSON that must be an object without duplicate members."""
+    try:
+        value = _DECODER.decode(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise InvalidToken(f"the token's {what} is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidToken(f"the token's {what} is not a JSON object")
+    return value
+
+
+def payload_object(data: bytes) -> dict[str, Any]:
+    """Parse a *verified* payload: a UTF-8 JSON object. Duplicate members resolve to the last one,
+    as RFC 7519 §4 permits (the issuer signed it; the header, read before any check, is strict)."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise InvalidToken("the token's payload is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidToken("the token's payload is not a JSON object")
+    return value
+
+
+class CompactJWS(NamedTuple):
+    header: Mapping[str, Any]
+    """Read-only: parsed headers are shared between tokens with the same header segment."""
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
+
+
+_HEADER_CACHE: dict[str, Mapping[str, Any]] = {}
+_HEADER_CACHE_SIZE = 128
+
+
+def _header(segment: str) -> Mapping[str, Any]:
+    # Tokens from one issuer share a handful of headers (alg, kid, typ): parse each once.
+    header = _HEADER_CACHE.get(segment)
+    if header is None:
+        header = MappingProxyType(json_object(b64url_decode(segment), "header"))
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[segment] = header
+    return header
+
+
+def parse_compact(token: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) -> CompactJWS:
+    """Split and decode a compact JWS without trusting anything in it yet."""
+    if not isinstance(token, str) or len(token) > max_length or not _COMPACT.fullmatch(token):
+        raise InvalidToken("the token is not a compact JWS")
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    return CompactJWS(
+        _header(header_b64),
+        b64url_decode(payload_b64),
+        token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii"),
+        b64url_decode(signature_b64),
+    )
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+_EC_CURVES: Mapping[str, tuple[ec.EllipticCurve, int]] = {
+    "P-256": (ec.SECP256R1(), 32),
+    "P-384": (ec.SECP384R1(), 48),
+    "P-521": (ec.SECP521R1(), 66),
+}
+
+
+_EC_ALG_CURVES: Mapping[str, str] = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+
+
+@dataclass(frozen=True)
+class JWK:
+    """A public verification key from a JWK set."""
+
+    kid: str
+    kty: str
+    alg: str | None
+    key: PublicKey
+
+    def accepts(self, alg: str) -> bool:
+        """RFC 7517 §4.4 / RFC 8725 §3.1: the key's own ``alg`` and type must fit the token's."""
+        algorithm = ALGORITHMS.get(alg)
+        if algorithm is None or algorithm.kty != self.kty:
+            return False
+        return self.alg is None or self.alg == alg
+
+
+def _coordinate(jwk: Mapping[str, Any], name: str, size: int | None = None) -> bytes:
+    value = jwk.get(name)
+    if not isinstance(value, str) or not value or not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        raise ValueError(f"member {name!r} is missing or not base64url")
+    data = b64url_decode(value)
+    if size is not None and len(data) != size:
+        raise ValueError(f"member {name!r} has the wrong length")
+    return data
+
+
+def _public_key(jwk: Mapping[str, Any]) -> tuple[str, PublicKey]:
+    kty = jwk.get("kty")
+    if kty == "EC":
+        crv = jwk.get("crv")
+        if not isinstance(crv, str) or crv not in _EC_CURVES:
+            raise ValueError("unsupported EC curve")
+        curve, size = _EC_CURVES[crv]
+        x = int.from_bytes(_coordinate(jwk, "x", size), "big")
+        y = int.from_bytes(_coordinate(jwk, "y", size), "big")
+        return "EC", ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+    if kty == "RSA":
+        n = int.from_bytes(_coordinate(jwk, "n"), "big")
+        e = int.from_bytes(_coordinate(jwk, "e"), "big")
+        if n.bit_length() < _MIN_RSA_BITS:
+            raise ValueError("RSA key shorter than 2048 bits")
+        return "RSA", rsa.RSAPublicNumbers(e, n).public_key()
+    if kty == "OKP":
+        crv = jwk.get("crv")
+        if crv == "Ed25519":
+            return "OKP", ed25519.Ed25519PublicKey.from_public_bytes(_coordinate(jwk, "x", 32))
+        if crv == "Ed448":
+            return "OKP", ed448.Ed448PublicKey.from_public_bytes(_coordinate(jwk, "x", 57))
+        raise ValueError("unsupported OKP curve")
+    raise ValueError("unsupported key type")
+
+
+def parse_jwk(jwk: object) -> JWK | None:
+    """One JWK, or ``None`` when it is not a usable public signature key (wrong ``use`` or
+    ``key_ops``, unknown type, malformed, no ``kid``, an ``alg`` the guard cannot verify)."""
+    if not isinstance(jwk, Mapping):
+        return None
+    kid = jwk.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return None
+    if "use" in jwk and jwk["use"] != "sig":
+        return None
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        return None
+    alg = jwk.get("alg")
+    if alg is not None and (not isinstance(alg, str) or alg not in ALGORITHMS):
+        return None
+    try:
+        kty, key = _public_key(jwk)
+    except (ValueError, TypeError, UnsupportedAlgorithm, InvalidToken):
+        return None
+    if alg is not None and ALGORITHMS[alg].kty != kty:
+        return None
+    if alg is not None and alg in _EC_ALG_CURVES and jwk.get("crv") != _EC_ALG_CURVES[alg]:
+        return None  # RFC 7518 §3.4: each ES algorithm has its own curve
+    return JWK(kid=kid, kty=kty, alg=alg, key=key)
+
+
+class KeySet(Mapping[str, JWK]):
+    """An immutable set of verification keys by ``kid``.
+
+    A ``kid`` that appears twice is dropped altogether: it could not name one key. ``fingerprint``
+    changes whenever the usable keys change, so caches built on the set know when to forget.
+    """
+
+    def __init__(self, keys: Mapping[str, JWK], fingerprint: str) -> None:
+        self._keys = dict(keys)
+        self.fingerprint = fingerprint
+
+    @classmethod
+    def from_jwks(cls, document: object) -> KeySet:
+        """Parse a JWK Set document (RFC 7517 §5); raises :class:`ValueError` if it is not one."""
+        if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+            raise ValueError("not a JWK set: expected an object with a 'keys' array")
+        found: dict[str, JWK] = {}
+        duplicated: set[str] = set()
+        sources: dict[str, Any] = {}
+        for raw in document["keys"]:
+            jwk = parse_jwk(raw)
+            if jwk is None:
+                continue
+            if jwk.kid in found:
+                duplicated.add(jwk.kid)
+                continue
+            found[jwk.kid] = jwk
+            sources[jwk.kid] = {k: v for k, v in raw.items() if k not in {"d", "p", "q"}}
+        for kid in duplicated:
+            del found[kid]
+            del sources[kid]
+        canonical = json.dumps(sources, sort_keys=True, separators=(",", ":"), default=str)
+        return cls(found, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+
+    @classmethod
+    def empty(cls) -> KeySet:
+        return cls({}, "empty")
+
+    def __getitem__(self, kid: str) -> JWK:
+        return self._keys[kid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"KeySet(kids={sorted(self._keys)!r})"
+
+
+def verify_signature(jws: CompactJWS, jwk: JWK, alg: str) -> None:
+    """Raise :class:`InvalidToken` unless ``jws`` carries a valid ``alg`` signature by ``jwk``."""
+    if not jwk.accepts(alg):
+        raise InvalidToken("the token's algorithm does not match its key")
+    if not ALGORITHMS[alg].verify(jwk.key, jws.signing_input, jws.signature):
+        raise InvalidToken("the token's signature is invalid")
