@@ -23,7 +23,7 @@ from freshid.freshness import (
 from freshid.freshness.decision import CHECKS
 
 NOW = 1_800_000_000
-STARTED = NOW - 5  # the interaction began 5 s ago
+HERE = "event-in-this-interaction"
 PASSWORD = MethodOffer("password", ("pwd",), frozenset({"knowledge"}), rank=10)
 PASSKEY = MethodOffer(
     "passkey",
@@ -43,6 +43,7 @@ def session(
     user: str = "u1",
     methods: tuple[str, ...] = ("password",),
     factors: frozenset[str] = frozenset({"knowledge"}),
+    here: bool = False,
 ) -> SessionState:
     return SessionState(
         sid="sid-1",
@@ -52,11 +53,12 @@ def session(
         amr=amr,
         methods=methods,
         factors=factors,
+        event_id=HERE if here else "an-earlier-event",
     )
 
 
 def req(**kw: object) -> AuthRequest:
-    base = AuthRequest(started_at=STARTED)
+    base = AuthRequest(proved_events=frozenset({HERE}))
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -99,7 +101,7 @@ CASES = [
     ),
     (
         "prompt=login satisfied by a proof in this interaction",
-        session(2),
+        session(2, here=True),
         req(prompt=frozenset({"login"})),
         (PASSWORD,),
         Allow,
@@ -107,7 +109,7 @@ CASES = [
     ),
     (
         "max_age=1 satisfied by a proof in this interaction",
-        session(3),
+        session(3, here=True),
         req(max_age=1),
         (PASSWORD,),
         Allow,
@@ -256,9 +258,7 @@ def test_new_session_only_when_no_session_or_other_subject() -> None:
 def test_max_age_boundary_moves_with_the_clock() -> None:
     s = session(0)
     for elapsed in range(0, 200, 7):
-        outcome = decide(
-            s, req(started_at=NOW + elapsed, max_age=100), NOW + elapsed, offers=(PASSWORD,)
-        )
+        outcome = decide(s, req(max_age=100), NOW + elapsed, offers=(PASSWORD,))
         assert isinstance(outcome, Allow) == (elapsed <= 100)
 
 
@@ -275,7 +275,7 @@ def test_reported_acr_is_a_requested_value_when_one_is_met() -> None:
 
 def test_methods_offered_strongest_first_and_only_if_sufficient() -> None:
     outcome = decide(
-        session(1), req(essential_acr=(ACR_MFA,)), NOW, offers=(PASSWORD, TOTP, PASSKEY)
+        session(1, here=True), req(essential_acr=(ACR_MFA,)), NOW, offers=(PASSWORD, TOTP, PASSKEY)
     )
     assert isinstance(outcome, Authenticate)
     assert outcome.methods == ("passkey", "totp")
@@ -309,7 +309,9 @@ class TestActionPolicy:
 
 def test_second_factor_completes_the_event_started_in_this_interaction() -> None:
     # Password proved 2 s ago, inside this interaction; mfa is essential.
-    outcome = decide(session(2), req(essential_acr=(ACR_MFA,)), NOW, offers=(PASSWORD, TOTP, EMAIL))
+    outcome = decide(
+        session(2, here=True), req(essential_acr=(ACR_MFA,)), NOW, offers=(PASSWORD, TOTP, EMAIL)
+    )
     # An emailed code is a possession factor too: with the password it makes mfa.
     assert isinstance(outcome, Authenticate) and outcome.methods == ("totp", "email_code")
 
@@ -332,6 +334,14 @@ def test_two_possession_factors_are_not_multi_factor() -> None:
         offers=only_possession,
     )
     assert isinstance(outcome, Deny) and outcome.error is UnmetAuthenticationRequirements
+
+
+def test_a_proof_from_the_same_second_but_another_interaction_does_not_count() -> None:
+    # Whole-second clocks: a sign-in that finished in this very second, before the request.
+    outcome = decide(session(0), req(prompt=frozenset({"login"})), NOW, offers=(PASSWORD,))
+    assert isinstance(outcome, Authenticate) and outcome.reason == "prompt_login"
+    outcome = decide(session(0), req(max_age=0), NOW, offers=(PASSWORD,))
+    assert isinstance(outcome, Authenticate) and outcome.reason == "max_age"
 
 
 def test_pipeline_order_is_declared() -> None:

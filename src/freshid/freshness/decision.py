@@ -7,8 +7,10 @@ Registration ``default_max_age``) and an optional action policy, plus the curren
 run in the order of :data:`CHECKS`; the first check that objects decides. No I/O, no clock: ``now``
 is an argument.
 
-A proof completed during the current interaction (``auth_time >= started_at``) satisfies
-``prompt=login`` and any ``max_age``: the user has just proved it for this very request.
+A proof completed during the current interaction satisfies ``prompt=login`` and any ``max_age``:
+the user has just proved it for this very request. The interaction lists the authentication
+events completed in it (``proved_events``); comparing times instead would let a sign-in finished
+in the same second *before* a ``prompt=login`` request count as made for it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class SessionState:
     methods: tuple[str, ...] = ()
     factors: frozenset[str] = frozenset()
     phishing_resistant: bool = False
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,14 @@ class MethodOffer:
 
 @dataclass(frozen=True)
 class AuthRequest:
-    started_at: int
     prompt: frozenset[str] = frozenset()
     max_age: int | None = None
     acr_values: tuple[str, ...] = ()
     essential_acr: tuple[str, ...] = ()
     hint_subject: str | None = None
     client_default_max_age: int | None = None
+    proved_events: frozenset[str] = frozenset()
+    """Authentication events completed during this interaction."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,8 @@ Check = Callable[[Context], Authenticate | Deny | None]
 
 
 def _proved_in_this_interaction(ctx: Context) -> bool:
-    return ctx.session is not None and ctx.session.auth_time >= ctx.request.started_at
+    s = ctx.session
+    return s is not None and s.event_id is not None and s.event_id in ctx.request.proved_events
 
 
 def _done_here(ctx: Context) -> tuple[frozenset[str], bool, frozenset[str], frozenset[str]]:

@@ -20,6 +20,7 @@ from freshid.protocol.authorize.flow import find_client
 from freshid.protocol.bearer import access_token_claims
 from freshid.provider import Provider
 from freshid.storage import grants as grant_store
+from freshid.storage import sessions as session_store
 from freshid.storage.clients import Client
 
 INACTIVE = {"active": False}
@@ -74,6 +75,11 @@ async def introspect(request: Request) -> Response:
             grant.client_id != client.client_id
             or grant.revoked_at is not None
             or grant.expires_at <= now
+        ):
+            return INACTIVE
+        # The token endpoint refuses a non-offline refresh token once its session has ended.
+        if not grant.offline and not session_store.is_alive(
+            conn, grant.session_id, now, provider.settings.session_idle_ttl
         ):
             return INACTIVE
         return {

@@ -48,6 +48,7 @@ class Session:
             self.methods,
             self.factors,
             self.phishing_resistant,
+            self.event_id,
         )
 
 

@@ -54,6 +54,11 @@ class Loaded:
     def switching(self) -> bool:
         return bool(self.interaction.params.get("switch_user"))
 
+    @property
+    def proved_events(self) -> frozenset[str]:
+        """Authentication events completed during this interaction."""
+        return frozenset(self.interaction.params.get("events", ()))
+
 
 def request_context(request: Request, provider: Provider, client_id: str | None) -> RequestContext:
     peer = request.client.host if request.client else None
@@ -133,7 +138,9 @@ async def interaction_page(request: Request) -> Response:
     loaded = await _load(provider, request, request.path_params["iid"])
     if isinstance(loaded, Response):
         return loaded
-    outcome = flow.decide_for(provider, loaded.areq, loaded.client, loaded.signed_in)
+    outcome = flow.decide_for(
+        provider, loaded.areq, loaded.client, loaded.signed_in, loaded.proved_events
+    )
     if isinstance(outcome, Allow | Deny) and not loaded.switching:
         # Signed in elsewhere meanwhile (another tab): finish without asking again.
         return await flow.advance(
@@ -143,6 +150,7 @@ async def interaction_page(request: Request) -> Response:
             loaded.client,
             loaded.signed_in,
             interaction_id=loaded.interaction.id,
+            proved_events=loaded.proved_events,
         )
     if not isinstance(outcome, Authenticate):
         outcome = Authenticate("switch_user", new_session=True)
@@ -173,7 +181,9 @@ async def password_submit(request: Request) -> Response:
     form = await _form(request, loaded.browser)
     if isinstance(form, Response):
         return form
-    outcome = flow.decide_for(provider, loaded.areq, loaded.client, loaded.signed_in)
+    outcome = flow.decide_for(
+        provider, loaded.areq, loaded.client, loaded.signed_in, loaded.proved_events
+    )
     if not isinstance(outcome, Authenticate):
         outcome = Authenticate("switch_user", new_session=True)
     login = _wants_login(loaded, outcome)
@@ -238,6 +248,7 @@ async def password_submit(request: Request) -> Response:
         return _page(provider, loaded, outcome, error=message, email=email, status_code=status)
 
     signed_in = await _record_success(provider, loaded, usable, completed, ctx)
+    event_id = signed_in[0].session.event_id
     response = await flow.advance(
         provider,
         request,
@@ -245,6 +256,7 @@ async def password_submit(request: Request) -> Response:
         loaded.client,
         signed_in[0],
         interaction_id=loaded.interaction.id,
+        proved_events=loaded.proved_events | ({event_id} if event_id else set()),
     )
     cookies.write(
         response,
@@ -268,10 +280,6 @@ async def _record_success(
 
     def store(conn: Connection) -> tuple[flow.SignedIn, str]:
         throttle.succeeded(conn, user.email, ctx.ip or "", user.id, now)
-        if loaded.switching:
-            params = dict(loaded.interaction.params)
-            params.pop("switch_user", None)
-            interaction_store.update_params(conn, loaded.interaction.id, params)
         kind = continuation(current, user.id)
         if kind is Continuation.EXTEND:
             assert current is not None
@@ -285,6 +293,10 @@ async def _record_success(
             session, secret = session_store.start(
                 conn, user.id, completed, now, provider.settings.session_ttl, ctx
             )
+        params = dict(loaded.interaction.params)
+        params.pop("switch_user", None)
+        params["events"] = [*params.get("events", ()), session.event_id]
+        interaction_store.update_params(conn, loaded.interaction.id, params)
         return flow.SignedIn(session, user), secret
 
     return await provider.write(store)

@@ -213,7 +213,6 @@ def validate(
     fields: dict[str, Any] = {
         "client_id": client.client_id,
         "redirect_uri": redirect_uri,
-        "started_at": now,
     }
     data = CheckInput(params, client, verify_hint)
     for check in CHECKS:

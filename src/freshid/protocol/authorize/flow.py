@@ -2,8 +2,8 @@
 send the browser to a hosted page (RFC 6749 §4.1.2, RFC 9207 ``iss``, OIDC Core §3.1.2.5-6).
 
 Both the authorization endpoint and the hosted pages call :func:`advance`; after the user proves
-who they are, the page calls it again with the *same* request, whose ``started_at`` lets the
-decision see that the proof happened inside this interaction.
+who they are, the page calls it again with the *same* request and the authentication events
+completed in this interaction, which the decision counts as made for this very request.
 """
 
 from __future__ import annotations
@@ -81,11 +81,16 @@ def error_to_client(
 
 
 def decide_for(
-    provider: Provider, areq: AuthorizationRequest, client: Client, signed_in: SignedIn | None
+    provider: Provider,
+    areq: AuthorizationRequest,
+    client: Client,
+    signed_in: SignedIn | None,
+    proved_events: frozenset[str] = frozenset(),
 ) -> Outcome:
     state = signed_in.session.state() if signed_in else None
     offers = offers_for(signed_in.user if signed_in else None)
-    return decide(state, areq.freshness(client.default_max_age), provider.now(), offers=offers)
+    freshness = areq.freshness(client.default_max_age, proved_events)
+    return decide(state, freshness, provider.now(), offers=offers)
 
 
 async def advance(
@@ -96,8 +101,9 @@ async def advance(
     signed_in: SignedIn | None,
     *,
     interaction_id: str | None = None,
+    proved_events: frozenset[str] = frozenset(),
 ) -> Response:
-    outcome = decide_for(provider, areq, client, signed_in)
+    outcome = decide_for(provider, areq, client, signed_in, proved_events)
     if isinstance(outcome, Deny):
         return error_to_client(
             provider, areq.redirect_uri, areq.state, outcome.error(outcome.description)

@@ -22,12 +22,13 @@ class AuthorizationRequest:
     essential_acr: tuple[str, ...] = ()
     hint_subject: str | None = None
     login_hint: str | None = None
-    started_at: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def freshness(self, client_default_max_age: int | None) -> AuthRequest:
+    def freshness(
+        self, client_default_max_age: int | None, proved_events: frozenset[str] = frozenset()
+    ) -> AuthRequest:
         return AuthRequest(
-            started_at=self.started_at,
+            proved_events=proved_events,
             prompt=frozenset(self.prompt),
             max_age=self.max_age,
             acr_values=self.acr_values,

@@ -38,9 +38,8 @@ def exchange(
     grant = record.grant
     if grant.revoked_at is not None:
         return InvalidGrant("the refresh token was revoked")
-    if record.used_at is not None or not grant_store.use_refresh_token(conn, token, now):
-        grant_store.record_reuse(conn, grant, EventType.TOKEN_REFRESH_REUSE_DETECTED, now)
-        return InvalidGrant("the refresh token was already used; its family is revoked")
+    if record.used_at is not None:
+        return _reused(conn, grant, now)
     if grant.expires_at <= now:
         return InvalidGrant("the refresh token has expired")
     if not grant.offline and not session_store.is_alive(
@@ -54,6 +53,10 @@ def exchange(
         if not set(asked) <= set(grant.scope.split()):
             return InvalidScope("scope exceeds what was originally granted")
         scope = " ".join(s for s in grant.scope.split() if s in asked)
+    # Retire the token only once the request is known to be good: a refused request must leave it
+    # usable, or the client's corrected retry would look like theft.
+    if not grant_store.use_refresh_token(conn, token, now):
+        return _reused(conn, grant, now)
     body = token_response(conn, provider, key, grant, scope=scope, nonce=None, now=now)
     outbox.record(
         conn,
@@ -65,3 +68,8 @@ def exchange(
         grant_id=grant.id,
     )
     return body
+
+
+def _reused(conn: Connection, grant: grant_store.Grant, now: int) -> OAuthError:
+    grant_store.record_reuse(conn, grant, EventType.TOKEN_REFRESH_REUSE_DETECTED, now)
+    return InvalidGrant("the refresh token was already used; its family is revoked")
