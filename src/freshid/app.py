@@ -27,7 +27,11 @@ from freshid.protocol.authorize import endpoint as authorize_endpoint
 from freshid.provider import Provider
 from freshid.settings import Settings
 from freshid.storage import migrate
-from freshid.ui import routes as ui_routes
+from freshid.ui import interaction
+from freshid.ui.methods import email_code as email_page
+from freshid.ui.methods import passkey as passkey_page
+from freshid.ui.methods import password as password_page
+from freshid.ui.methods import totp as totp_page
 from freshid.ui.pages import STATIC_DIR, error_page
 from freshid.web.access_log import AccessLog
 from freshid.web.security import SecurityHeaders
@@ -87,9 +91,16 @@ def create_app(
         Route("/revoke", revocation.revoke, methods=["POST"]),
         Route("/logout", end_session.end_session, methods=["GET", "POST"]),
         Route("/logout/confirm", end_session.confirm, methods=["POST"]),
-        Route("/interaction/{iid}", ui_routes.interaction_page),
-        Route("/interaction/{iid}/password", ui_routes.password_submit, methods=["POST"]),
-        Route("/interaction/{iid}/switch", ui_routes.switch_user, methods=["POST"]),
+        Route("/interaction/{iid}", interaction.show),
+        Route("/interaction/{iid}/switch", interaction.switch_user, methods=["POST"]),
+        Route("/interaction/{iid}/password", password_page.submit, methods=["POST"]),
+        Route("/interaction/{iid}/totp", totp_page.submit, methods=["POST"]),
+        Route("/interaction/{iid}/recovery", totp_page.recovery, methods=["POST"]),
+        Route("/interaction/{iid}/passkey", passkey_page.submit, methods=["POST"]),
+        Route("/interaction/{iid}/email/send", email_page.send, methods=["POST"]),
+        Route("/interaction/{iid}/email/verify", email_page.verify, methods=["POST"]),
+        Route("/email/confirm/{token}", email_page.link_page),
+        Route("/email/confirm/{token}", email_page.link_confirm, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(

@@ -16,6 +16,9 @@ import anyio
 from sqlalchemy.engine import Connection
 
 from freshid.clock import Clock, SystemClock
+from freshid.freshness.policy import catalog
+from freshid.mail.outbox import DevOutbox
+from freshid.mail.sender import MailSender, SmtpSender
 from freshid.methods.password import PasswordMethod
 from freshid.settings import Settings
 from freshid.storage import keys as key_store
@@ -39,6 +42,20 @@ class Provider:
             settings.argon2_time_cost,
             settings.argon2_parallelism,
             settings.password_hash_concurrency,
+        )
+        self.policies = catalog(settings.policy_file or None)
+        self.outbox = DevOutbox()
+        self.mailer: MailSender = (
+            self.outbox
+            if settings.mail_backend == "outbox"
+            else SmtpSender(
+                settings.smtp_host,
+                settings.smtp_port,
+                security=settings.smtp_security,  # type: ignore[arg-type]
+                username=settings.smtp_username or None,
+                password=settings.smtp_password or None,
+                timeout=float(settings.smtp_timeout),
+            )
         )
         self._ring: KeyRing | None = None
         self._ring_loaded_at = 0

@@ -101,6 +101,42 @@ class Settings:
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     """Peer addresses whose ``X-Forwarded-For`` is believed for the client IP."""
 
+    policy_file: str = ""
+    """A TOML action-policy catalog (the format of ``freshid_guard.policy``); its actions add to,
+    or override, FreshID's own account actions."""
+
+    mail_backend: str = "smtp"
+    """``smtp`` sends mail; ``outbox`` keeps it in memory and shows it at ``/dev/mail``
+    (development only; ``freshid demo`` uses it)."""
+
+    smtp_host: str = "127.0.0.1"
+    """SMTP server for emailed sign-in codes."""
+
+    smtp_port: int = 25
+    """SMTP server port."""
+
+    smtp_security: str = "starttls"
+    """``starttls`` (refuses servers without it), ``tls`` (implicit TLS) or ``none``."""
+
+    smtp_username: str = ""
+    """SMTP login; empty for none."""
+
+    smtp_password: str = field(default="", repr=False)
+    """SMTP password."""
+
+    smtp_timeout: int = 10
+    """Seconds to wait for the SMTP server."""
+
+    mail_from: str = "FreshID <no-reply@localhost>"
+    """The From address of emailed codes."""
+
+    webauthn_rp_id: str = ""
+    """The WebAuthn relying party id for passkeys. Empty means the issuer's host name (which must
+    then be a domain name such as ``localhost``: browsers refuse IP addresses)."""
+
+    webauthn_rp_name: str = "FreshID"
+    """The name authenticators show for passkeys."""
+
     @property
     def effective_issuer(self) -> str:
         return self.issuer or f"http://{self.host}:{self.port}"
@@ -111,6 +147,15 @@ class Settings:
             return self.secure_cookies
         parts = urlsplit(self.effective_issuer)
         return not (parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"})
+
+    @property
+    def rp_id(self) -> str:
+        return self.webauthn_rp_id or (urlsplit(self.effective_issuer).hostname or "")
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.effective_issuer)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def longest_token_ttl(self) -> int:
@@ -202,6 +247,14 @@ def _validate(s: Settings) -> None:
             )
         if parts.scheme == "http" and parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
             raise SettingsError("setting 'issuer': plain http is only allowed on loopback")
+    if s.mail_backend not in {"smtp", "outbox"}:
+        raise SettingsError("setting 'mail_backend': must be smtp or outbox")
+    if s.smtp_security not in {"none", "starttls", "tls"}:
+        raise SettingsError("setting 'smtp_security': must be none, starttls or tls")
+    if not 0 < s.smtp_port < 65536 or s.smtp_timeout <= 0:
+        raise SettingsError("setting 'smtp_port'/'smtp_timeout': out of range")
+    if s.policy_file and not Path(s.policy_file).is_file():
+        raise SettingsError(f"setting 'policy_file': no such file {s.policy_file!r}")
     scheme = s.database_url.split(":", 1)[0]
     if scheme not in {"sqlite", "postgresql", "postgres", "postgresql+psycopg"}:
         raise SettingsError(f"setting 'database_url': unsupported scheme {scheme!r}")

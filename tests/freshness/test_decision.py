@@ -282,8 +282,14 @@ def test_methods_offered_strongest_first_and_only_if_sufficient() -> None:
 
 
 class TestActionPolicy:
-    billing = ActionPolicy("billing.update", max_age=300)
-    delete = ActionPolicy("account.delete", max_age=120, amr=frozenset({"hwk", "otp"}), bind=True)
+    billing = ActionPolicy("billing.update", "change billing details", max_age=300)
+    delete = ActionPolicy(
+        "account.delete",
+        "delete the account",
+        max_age=120,
+        amr=frozenset({"hwk", "otp"}),
+        bind=True,
+    )
 
     def test_fresh_enough(self) -> None:
         assert isinstance(

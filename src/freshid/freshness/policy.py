@@ -1,30 +1,34 @@
 """Action policies: what proof a named sensitive action demands.
 
-A policy names a maximum proof age, the ``amr`` values (RFC 8176) any one of which the proof must
-carry, a minimum ``acr``, and whether the proof is bound to a single use of that action (RFC 9396
-``authorization_details``). Presets follow NIST SP 800-63B §4 reauthentication guidance.
+The policy file format, its parser and the NIST SP 800-63B presets live in
+:mod:`freshid_guard.policy`, shared with every relying app: one TOML file means the same thing to
+the provider and to the guard. The provider adds its own account actions (OWASP ASVS 5.0 §7.5.1:
+changing how one signs in, or ending sessions, requires a fresh proof); an operator's
+``policy_file`` may override them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
-from freshid.freshness.levels import ACR_1FA, ACR_MFA, ACR_PHR
+from freshid_guard.policy import PRESETS, ActionPolicy, load_policies, load_policies_file
+
+__all__ = ["ACCOUNT_POLICIES", "PRESETS", "ActionPolicy", "catalog", "load_policies"]
+
+ACCOUNT_POLICIES: dict[str, ActionPolicy] = {
+    p.action: p
+    for p in (
+        ActionPolicy("account.method.add", "add a sign-in method", max_age=300),
+        ActionPolicy("account.method.remove", "remove a sign-in method", max_age=300),
+        ActionPolicy("account.recovery_codes.create", "create new recovery codes", max_age=300),
+        ActionPolicy("account.session.revoke", "sign out another session", max_age=600),
+    )
+}
 
 
-@dataclass(frozen=True)
-class ActionPolicy:
-    action: str
-    max_age: int | None = None
-    amr: frozenset[str] = frozenset()
-    min_acr: str | None = None
-    bind: bool = False
-    label: str | None = None
-
-
-# NIST SP 800-63B: AAL1 reauthentication at least every 30 days, AAL2 every 12 hours (and after
-# 30 minutes of inactivity), AAL3 every 12 hours (15 minutes of inactivity). The inactivity bound
-# is what an action's freshness threshold expresses, so presets use it.
-AAL1 = ActionPolicy(action="preset:aal1", max_age=30 * 24 * 3600, min_acr=ACR_1FA)
-AAL2 = ActionPolicy(action="preset:aal2", max_age=30 * 60, min_acr=ACR_MFA)
-AAL3 = ActionPolicy(action="preset:aal3", max_age=15 * 60, min_acr=ACR_PHR)
+def catalog(policy_file: str | None) -> dict[str, ActionPolicy]:
+    """The provider's catalog: its account actions, then the operator's file on top."""
+    policies = dict(ACCOUNT_POLICIES)
+    if policy_file:
+        policies.update(load_policies_file(Path(policy_file)))
+    return policies

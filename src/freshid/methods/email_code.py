@@ -41,7 +41,8 @@ from urllib.parse import urlsplit
 from freshid.freshness.levels import ACR_1FA
 from freshid.methods.base import CompletedMethod, Factor, MethodFailed, MethodInfo
 
-INFO = MethodInfo("email_code", "Code by email", frozenset({Factor.POSSESSION}), rank=20)
+# Below the password (10): a code takes a trip to the inbox, so it is the fallback, not the default.
+INFO = MethodInfo("email_code", "Code by email", frozenset({Factor.POSSESSION}), rank=8)
 AMR = ("email",)
 
 CODE_TTL = 600

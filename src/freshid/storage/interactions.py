@@ -18,7 +18,7 @@ from freshid.tokens.secrets import digest, new_token
 @dataclass(frozen=True)
 class Interaction:
     id: str
-    client_id: str
+    client_id: str | None
     params: dict[str, Any]
     created_at: int
     expires_at: int
@@ -26,7 +26,12 @@ class Interaction:
 
 
 def create(
-    conn: Connection, browser_id: str, client_id: str, params: dict[str, Any], now: int, ttl: int
+    conn: Connection,
+    browser_id: str,
+    client_id: str | None,
+    params: dict[str, Any],
+    now: int,
+    ttl: int,
 ) -> str:
     iid = new_token(24)
     conn.execute(

@@ -80,7 +80,8 @@ interactions = sa.Table(
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("browser_digest", sa.String(64), nullable=False),
-    sa.Column("client_id", sa.String(64), sa.ForeignKey("clients.client_id"), nullable=False),
+    # Null for FreshID's own pages (the account page): those interactions return to a path.
+    sa.Column("client_id", sa.String(64), sa.ForeignKey("clients.client_id")),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("created_at", Epoch, nullable=False),
     sa.Column("expires_at", Epoch, nullable=False),
@@ -217,4 +218,16 @@ email_codes = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("used_at", Epoch),
     sa.Column("superseded_at", Epoch),
+)
+
+challenges = sa.Table(
+    "challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    # The interaction or user the challenge was issued to; checked when it is used.
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("challenge", sa.String(256), nullable=False),
+    sa.Column("expires_at", Epoch, nullable=False),
+    sa.Column("used_at", Epoch),
 )

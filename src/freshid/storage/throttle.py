@@ -95,3 +95,13 @@ def succeeded(conn: Connection, email: str, ip: str, user_id: str, now: int) -> 
             set_={"last_success_at": now},
         )
     )
+
+
+def hit(conn: Connection, kind: str, key: str, now: int, window: int) -> int:
+    """Count one event of ``kind`` for ``key`` (e.g. codes sent to one address, second-factor
+    attempts of one user); returns the count in the current window."""
+    return _increment(conn, f"{kind}:{digest(key)}", now, window)
+
+
+def clear(conn: Connection, kind: str, key: str) -> None:
+    conn.execute(login_failures.delete().where(login_failures.c.bucket == f"{kind}:{digest(key)}"))

@@ -18,12 +18,14 @@ from starlette.responses import RedirectResponse, Response
 from freshid.errors import OAuthError
 from freshid.freshness import Allow, Authenticate, Deny, MethodOffer, decide
 from freshid.freshness.decision import Outcome
-from freshid.methods import password
+from freshid.methods import email_code, passkey, password, recovery_codes, totp
+from freshid.methods.base import MethodInfo
 from freshid.protocol.authorize.request import AuthorizationRequest
 from freshid.provider import Provider
 from freshid.sessions import cookies
 from freshid.sessions.model import Session
 from freshid.storage import clients as client_store
+from freshid.storage import credentials as credential_store
 from freshid.storage import grants as grant_store
 from freshid.storage import interactions as interaction_store
 from freshid.storage import sessions as session_store
@@ -36,16 +38,38 @@ from freshid.storage.users import User
 class SignedIn:
     session: Session
     user: User
+    offers: tuple[MethodOffer, ...] = ()
+    """The methods this user can prove it with, as the decision sees them."""
 
 
-def offers_for(user: User | None) -> tuple[MethodOffer, ...]:
+def _offer(info: MethodInfo, amr: tuple[str, ...]) -> MethodOffer:
+    return MethodOffer(info.name, amr, frozenset(info.factors), info.phishing_resistant, info.rank)
+
+
+def offers_for(conn: Connection, user: User | None) -> tuple[MethodOffer, ...]:
+    """What each enrolled method would prove; recovery codes stand in for the authenticator app."""
     if user is None or user.disabled:
         return ()
-    offers = []
+    creds = credential_store.for_user(conn, user.id)
+    kinds = {c.type for c in creds}
+    offers = [_offer(email_code.INFO, email_code.AMR)]
     if user.password_hash:
-        info = password.INFO
-        offers.append(MethodOffer(info.name, password.AMR, info.factors, rank=info.rank))
-    return tuple(offers)
+        offers.append(_offer(password.INFO, password.AMR))
+    if credential_store.TOTP in kinds:
+        offers.append(_offer(totp.INFO, totp.AMR))
+        if any(c.type == credential_store.RECOVERY_CODE and c.last_used_at is None for c in creds):
+            offers.append(_offer(recovery_codes.INFO, recovery_codes.AMR))
+    if credential_store.PASSKEY in kinds:
+        offers.append(
+            MethodOffer(
+                passkey.INFO.name,
+                ("hwk", "user", "mfa"),
+                frozenset(passkey.INFO.factors),
+                True,
+                passkey.INFO.rank,
+            )
+        )
+    return tuple(sorted(offers, key=lambda o: -o.rank))
 
 
 def current_session(conn: Connection, cookie: str | None, provider: Provider) -> SignedIn | None:
@@ -59,7 +83,7 @@ def current_session(conn: Connection, cookie: str | None, provider: Provider) ->
     user = user_store.by_id(conn, session.user_id)
     if user is None or user.disabled:
         return None
-    return SignedIn(session, user)
+    return SignedIn(session, user, offers_for(conn, user))
 
 
 def redirect_to_client(redirect_uri: str, params: dict[str, str | None]) -> RedirectResponse:
@@ -88,7 +112,7 @@ def decide_for(
     proved_events: frozenset[str] = frozenset(),
 ) -> Outcome:
     state = signed_in.session.state() if signed_in else None
-    offers = offers_for(signed_in.user if signed_in else None)
+    offers = signed_in.offers if signed_in else ()
     freshness = areq.freshness(client.default_max_age, proved_events)
     return decide(state, freshness, provider.now(), offers=offers)
 

@@ -1,0 +1,1 @@
+"""One module per authentication method: the HTTP side of each (form in, page or redirect out)."""
