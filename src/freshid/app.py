@@ -27,7 +27,7 @@ from freshid.protocol.authorize import endpoint as authorize_endpoint
 from freshid.provider import Provider
 from freshid.settings import Settings
 from freshid.storage import migrate
-from freshid.ui import interaction
+from freshid.ui import account, interaction
 from freshid.ui.methods import email_code as email_page
 from freshid.ui.methods import passkey as passkey_page
 from freshid.ui.methods import password as password_page
@@ -101,6 +101,18 @@ def create_app(
         Route("/interaction/{iid}/email/verify", email_page.verify, methods=["POST"]),
         Route("/email/confirm/{token}", email_page.link_page),
         Route("/email/confirm/{token}", email_page.link_confirm, methods=["POST"]),
+        Route("/account", account.show),
+        Route("/account/passkeys/new", account.passkey_new),
+        Route("/account/passkeys/new", account.passkey_register, methods=["POST"]),
+        Route("/account/totp/new", account.totp_new),
+        Route("/account/totp/confirm", account.totp_confirm, methods=["POST"]),
+        Route("/account/recovery-codes/new", account.recovery_new, methods=["GET", "POST"]),
+        Route(
+            "/account/credentials/{cid}/remove", account.credential_remove, methods=["GET", "POST"]
+        ),
+        Route("/account/sessions/{sid}/revoke", account.session_revoke, methods=["GET", "POST"]),
+        Route("/account/logout", account.logout, methods=["POST"]),
+        Route("/dev/mail", account.dev_mail),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -237,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         overrides = {"host": args.host, "port": args.port}
     elif args.command == "demo":
-        overrides = {"port": args.port, "dev_mode": True}
+        overrides = {"port": args.port, "dev_mode": True, "mail_backend": "outbox"}
+        if not os.environ.get("FRESHID_ISSUER"):
+            # Passkeys need a domain name as relying party id; browsers refuse 127.0.0.1.
+            overrides["issuer"] = f"http://localhost:{args.port}"
     try:
         settings = load_settings(args.config, **overrides)
     except SettingsError as exc:

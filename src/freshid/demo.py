@@ -43,6 +43,10 @@ def seed(provider: Provider, app_url: str) -> str:
                 client_id=DEMO_CLIENT_ID,
                 post_logout_redirect_uris=[f"{app_url}/"],
             )
+        else:  # the demo may have moved port or host since the database was seeded
+            client_store.set_redirect_uris(
+                conn, DEMO_CLIENT_ID, [f"{app_url}/callback"], [f"{app_url}/"]
+            )
         return client_store.rotate_secret(conn, DEMO_CLIENT_ID)
 
 
@@ -59,7 +63,8 @@ def run_demo(settings: Settings, app_port: int = 8001) -> int:
     from acme_console import create_app as create_acme
 
     provider = Provider(settings)
-    app_url = f"http://{settings.host}:{app_port}"
+    # "localhost", not 127.0.0.1: browsers refuse passkeys for IP addresses.
+    app_url = f"http://localhost:{app_port}"
     secret = seed(provider, app_url)
     acme = create_acme(
         AcmeConfig(
@@ -76,6 +81,8 @@ def run_demo(settings: Settings, app_port: int = 8001) -> int:
         f"  FreshID issuer:           {provider.issuer}\n"
         f"  Discovery:                {provider.issuer}/.well-known/openid-configuration\n"
         f"  Sign in as:               {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+        f"  Your FreshID account:     {provider.issuer}/account\n"
+        f"  Sent mail (dev only):     {provider.issuer}/dev/mail\n"
         f"  Database:                 {settings.database_url}\n"
         "Press Ctrl+C to stop.\n",
         flush=True,

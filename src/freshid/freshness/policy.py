@@ -18,6 +18,8 @@ __all__ = ["ACCOUNT_POLICIES", "PRESETS", "ActionPolicy", "catalog", "load_polic
 ACCOUNT_POLICIES: dict[str, ActionPolicy] = {
     p.action: p
     for p in (
+        # Seeing the account page needs a live session, not a recent proof.
+        ActionPolicy("account.view", "see your account", max_age=14 * 24 * 3600),
         ActionPolicy("account.method.add", "add a sign-in method", max_age=300),
         ActionPolicy("account.method.remove", "remove a sign-in method", max_age=300),
         ActionPolicy("account.recovery_codes.create", "create new recovery codes", max_age=300),

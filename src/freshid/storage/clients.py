@@ -128,3 +128,15 @@ def rotate_secret(conn: Connection, client_id: str) -> str:
     if result.rowcount != 1:
         raise LookupError(f"no confidential client {client_id}")
     return secret
+
+
+def set_redirect_uris(
+    conn: Connection, client_id: str, redirect_uris: list[str], post_logout_redirect_uris: list[str]
+) -> None:
+    for uri in [*redirect_uris, *post_logout_redirect_uris]:
+        check_redirect_uri(uri)
+    conn.execute(
+        clients.update()
+        .where(clients.c.client_id == client_id)
+        .values(redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris)
+    )

@@ -134,6 +134,7 @@ def start(
             auth_time=completed.completed_at,
             last_seen_at=now,
             expires_at=now + ttl,
+            user_agent=ctx.user_agent,
         )
     )
     _append(conn, sid, completed, None, new_token(16))
@@ -243,3 +244,30 @@ def is_alive(conn: Connection, session_id: str, now: int, idle_ttl: int) -> bool
         and now < row.expires_at
         and now - row.last_seen_at < idle_ttl
     )
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    session: Session
+    user_agent: str | None
+
+
+def live_for_user(conn: Connection, user_id: str, now: int, idle_ttl: int) -> list[SessionSummary]:
+    """The user's sessions that still work, newest first (for the account page)."""
+    rows = conn.execute(
+        sessions.select()
+        .where(
+            sessions.c.user_id == user_id,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now,
+            sessions.c.last_seen_at > now - idle_ttl,
+        )
+        .order_by(sessions.c.created_at.desc())
+        .limit(50)
+    ).all()
+    out = []
+    for row in rows:
+        session = _session(conn, row)
+        if session is not None:
+            out.append(SessionSummary(session, row._mapping["user_agent"]))
+    return out

@@ -55,6 +55,7 @@ sessions = sa.Table(
     sa.Column("expires_at", Epoch, nullable=False),
     sa.Column("revoked_at", Epoch),
     sa.Column("revoked_reason", sa.String(64)),
+    sa.Column("user_agent", sa.String(256)),
 )
 
 session_authentications = sa.Table(
