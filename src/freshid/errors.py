@@ -106,6 +106,13 @@ class RegistrationNotSupported(OAuthError):
     error = "registration_not_supported"
 
 
+class InvalidAuthorizationDetails(OAuthError):
+    """RFC 9396 §5: ``authorization_details`` is malformed, of an unknown type, or names an
+    action the provider does not know."""
+
+    error = "invalid_authorization_details"
+
+
 class UnmetAuthenticationRequirements(OAuthError):
     error = "unmet_authentication_requirements"
 

@@ -233,7 +233,9 @@ def check_action_policy(ctx: Context) -> Authenticate | Deny | None:
     stale = _age_exceeded(ctx, policy.max_age)
     weak = policy.min_acr is not None and not levels.satisfies(session.acr, policy.min_acr)
     wrong_method = bool(policy.amr) and not (policy.amr & set(session.amr))
-    if not (stale or weak or wrong_method):
+    # A bound action (RFC 9396) needs a proof made for it: in this very interaction.
+    unbound = policy.bind and not _proved_in_this_interaction(ctx)
+    if not (stale or weak or wrong_method or unbound):
         return None
     if not methods:
         return Deny(

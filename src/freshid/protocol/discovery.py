@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from freshid_guard.policy import ACTION_DETAIL_TYPE
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -67,6 +68,7 @@ def metadata(issuer: str) -> dict[str, Any]:
         "acr_values_supported": list(LADDER),
         "prompt_values_supported": ["none", "login"],
         "authorization_response_iss_parameter_supported": True,
+        "authorization_details_types_supported": [ACTION_DETAIL_TYPE],
         "claim_types_supported": ["normal"],
     }
 

@@ -25,6 +25,7 @@ from freshid.storage.clients import Client
 
 INACTIVE = {"active": False}
 _COPIED = (
+    "authorization_details",
     "scope",
     "client_id",
     "sub",

@@ -63,7 +63,7 @@ def access_token(
     grant: Grant, *, issuer: str, audience: str, key: SigningKey, now: int, ttl: int, scope: str
 ) -> Minted:
     jti = new_token(16)
-    claims = {
+    claims: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
         "client_id": grant.client_id,
@@ -73,4 +73,7 @@ def access_token(
         "scope": scope,
         **_proof(grant),
     }
+    details = grant.authorization_details()
+    if details is not None:
+        claims["authorization_details"] = details
     return Minted(sign_es256(claims, key.private_key, key.kid, typ="at+jwt"), jti, now + ttl)

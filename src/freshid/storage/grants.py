@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from freshid_guard.policy import ACTION_DETAIL_TYPE
 from sqlalchemy.engine import Connection
 
 from freshid.events import outbox
@@ -35,6 +36,13 @@ class Grant:
     created_at: int
     expires_at: int
     revoked_at: int | None
+    action: str | None = None
+
+    def authorization_details(self) -> list[dict[str, str]] | None:
+        """RFC 9396 §7: what the grant was for, as the token response and tokens state it."""
+        if self.action is None:
+            return None
+        return [{"type": ACTION_DETAIL_TYPE, "action": self.action}]
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ def _grant(m: sa.RowMapping) -> Grant:
         m["created_at"],
         m["expires_at"],
         m["revoked_at"],
+        m["action"],
     )
 
 
@@ -75,6 +84,7 @@ def create_with_code(
     acr: str,
     amr: tuple[str, ...],
     offline: bool,
+    action: str | None = None,
     redirect_uri: str,
     nonce: str | None,
     code_challenge: str | None,
@@ -95,6 +105,7 @@ def create_with_code(
             acr=acr,
             amr=list(amr),
             offline=offline,
+            action=action,
             created_at=now,
             expires_at=now + grant_ttl,
         )

@@ -103,6 +103,8 @@ grants = sa.Table(
     sa.Column("acr", sa.String(128), nullable=False),
     sa.Column("amr", sa.JSON, nullable=False),
     sa.Column("offline", sa.Boolean, nullable=False, default=False),
+    # RFC 9396: the action this grant's proof was made for (bound actions get no refresh token).
+    sa.Column("action", sa.String(128)),
     sa.Column("created_at", Epoch, nullable=False),
     sa.Column("expires_at", Epoch, nullable=False),
     sa.Column("revoked_at", Epoch),

@@ -113,7 +113,9 @@ def _loaded(
     if client is None:
         return None
     areq = AuthorizationRequest.from_json(params["request"])
-    return Loaded(interaction, browser, signed_in, areq, client, None, None)
+    # A bound action's policy names what the user is confirming ("... to delete your account").
+    policy = provider.policies.get(areq.action) if areq.action else None
+    return Loaded(interaction, browser, signed_in, areq, client, policy, None)
 
 
 async def load(provider: Provider, request: Request, iid: str) -> Loaded | Response:

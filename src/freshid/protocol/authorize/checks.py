@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from freshid_guard.policy import ACTION_DETAIL_TYPE
+
 from freshid.errors import (
+    InvalidAuthorizationDetails,
     InvalidRequest,
     InvalidScope,
     OAuthError,
@@ -75,6 +78,8 @@ class CheckInput:
     client: Client
     verify_hint: Callable[[str], str]
     """Returns the subject of an ``id_token_hint`` we issued; raises :class:`InvalidRequest`."""
+    actions: Mapping[str, object]
+    """The action policy catalog: names an ``authorization_details`` entry may use."""
 
 
 Check = Callable[[CheckInput], dict[str, Any]]
@@ -189,6 +194,34 @@ def check_hints(c: CheckInput) -> dict[str, Any]:
     }
 
 
+def check_authorization_details(c: CheckInput) -> dict[str, Any]:
+    """RFC 9396 §2: a JSON array of objects with a ``type``; FreshID knows one type, which names
+    the action this authorization (and the proof behind it) is for."""
+    raw = c.params.value("authorization_details")
+    if raw is None:
+        return {}
+    try:
+        details = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise InvalidAuthorizationDetails("authorization_details is not valid JSON") from None
+    if not isinstance(details, list) or not details:
+        raise InvalidAuthorizationDetails("authorization_details must be a non-empty JSON array")
+    actions = []
+    for entry in details:
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise InvalidAuthorizationDetails("each authorization_details entry needs a type")
+        if entry["type"] != ACTION_DETAIL_TYPE:
+            raise InvalidAuthorizationDetails(f"unsupported type; supported: {ACTION_DETAIL_TYPE}")
+        if set(entry) - {"type", "action"} or not isinstance(entry.get("action"), str):
+            raise InvalidAuthorizationDetails("an action entry has exactly type and action")
+        if entry["action"] not in c.actions:
+            raise InvalidAuthorizationDetails("the action is not in the provider's catalog")
+        actions.append(entry["action"])
+    if len(set(actions)) != 1:
+        raise InvalidAuthorizationDetails("name exactly one action")
+    return {"action": actions[0]}
+
+
 CHECKS: tuple[Check, ...] = (
     check_request_objects,
     check_response_type,
@@ -199,6 +232,7 @@ CHECKS: tuple[Check, ...] = (
     check_max_age,
     check_acr,
     check_hints,
+    check_authorization_details,
 )
 
 
@@ -207,14 +241,14 @@ def validate(
     client: Client,
     redirect_uri: str,
     verify_hint: Callable[[str], str],
-    now: int,
+    actions: Mapping[str, object],
 ) -> AuthorizationRequest:
     """Run every check in order; raises the first :class:`OAuthError`."""
     fields: dict[str, Any] = {
         "client_id": client.client_id,
         "redirect_uri": redirect_uri,
     }
-    data = CheckInput(params, client, verify_hint)
+    data = CheckInput(params, client, verify_hint, actions)
     for check in CHECKS:
         fields.update(check(data))
     return AuthorizationRequest(**fields)

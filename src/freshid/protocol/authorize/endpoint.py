@@ -65,7 +65,7 @@ async def authorize(request: Request) -> Response:
     ring = await provider.keyring_async()
     try:
         areq = checks.validate(
-            params, client, redirect_uri, hint_verifier(provider, ring), provider.now()
+            params, client, redirect_uri, hint_verifier(provider, ring), provider.policies
         )
     except OAuthError as exc:
         return flow.error_to_client(provider, redirect_uri, checks.state_of(params), exc)

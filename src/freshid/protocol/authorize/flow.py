@@ -114,7 +114,8 @@ def decide_for(
     state = signed_in.session.state() if signed_in else None
     offers = signed_in.offers if signed_in else ()
     freshness = areq.freshness(client.default_max_age, proved_events)
-    return decide(state, freshness, provider.now(), offers=offers)
+    policy = provider.policies.get(areq.action) if areq.action else None
+    return decide(state, freshness, provider.now(), policy=policy, offers=offers)
 
 
 async def advance(
@@ -161,7 +162,8 @@ async def _issue_code(
             auth_time=session.auth_time,
             acr=allowed.acr,
             amr=session.amr,
-            offline="offline_access" in areq.scope.split(),
+            offline="offline_access" in areq.scope.split() and areq.action is None,
+            action=areq.action,
             redirect_uri=areq.redirect_uri,
             nonce=areq.nonce,
             code_challenge=areq.code_challenge,

@@ -22,6 +22,8 @@ class AuthorizationRequest:
     essential_acr: tuple[str, ...] = ()
     hint_subject: str | None = None
     login_hint: str | None = None
+    action: str | None = None
+    """The action named by RFC 9396 ``authorization_details`` (type ``urn:freshid:action``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def freshness(

@@ -49,7 +49,7 @@ def exchange(
         pkce.check(record.code_challenge, params.value("code_verifier"))
     except InvalidGrant as exc:
         return exc
-    body = token_response(
+    body, jti = token_response(
         conn, provider, key, grant, scope=grant.scope, nonce=record.nonce, now=now
     )
     outbox.record(
@@ -61,5 +61,7 @@ def exchange(
         client_id=grant.client_id,
         grant_id=grant.id,
         grant_type="authorization_code",
+        jti=jti,
+        action=grant.action,
     )
     return body

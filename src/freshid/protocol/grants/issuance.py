@@ -24,7 +24,8 @@ def token_response(
     scope: str,
     nonce: str | None,
     now: int,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str]:
+    """The token response, and the new access token's ``jti`` for the event that records it."""
     settings = provider.settings
     user = user_store.by_id(conn, grant.user_id)
     if user is None or user.disabled:
@@ -39,14 +40,18 @@ def token_response(
         scope=scope,
     )
     grant_store.record_access_token(conn, access.jti, grant.id, access.expires_at)
-    refresh = grant_store.issue_refresh_token(conn, grant.id, now)
     body: dict[str, Any] = {
         "access_token": access.token,
         "token_type": "Bearer",
         "expires_in": settings.access_token_ttl,
-        "refresh_token": refresh,
         "scope": scope,
     }
+    details = grant.authorization_details()
+    if details is None:
+        body["refresh_token"] = grant_store.issue_refresh_token(conn, grant.id, now)
+    else:
+        # A proof bound to one action is spent by one use: no refresh token could honour that.
+        body["authorization_details"] = details
     if "openid" in scope.split():
         body["id_token"] = minting.id_token(
             grant,
@@ -57,4 +62,4 @@ def token_response(
             nonce=nonce,
             email=user.email,
         )
-    return body
+    return body, access.jti

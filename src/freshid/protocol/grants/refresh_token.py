@@ -57,7 +57,7 @@ def exchange(
     # usable, or the client's corrected retry would look like theft.
     if not grant_store.use_refresh_token(conn, token, now):
         return _reused(conn, grant, now)
-    body = token_response(conn, provider, key, grant, scope=scope, nonce=None, now=now)
+    body, jti = token_response(conn, provider, key, grant, scope=scope, nonce=None, now=now)
     outbox.record(
         conn,
         EventType.TOKEN_REFRESHED,
@@ -66,6 +66,7 @@ def exchange(
         session_id=grant.session_id,
         client_id=grant.client_id,
         grant_id=grant.id,
+        jti=jti,
     )
     return body
 
