@@ -1,13 +1,16 @@
 """The database handle: engine creation per backend and write transactions.
 
 SQLite runs in WAL mode with a busy timeout, and write transactions start with ``BEGIN IMMEDIATE``
-so two writers queue instead of failing on a lock upgrade. PostgreSQL runs at READ COMMITTED;
+so two writers queue instead of failing on a lock upgrade. Within one process, SQLite writers also
+queue on a lock of ours: SQLite's own busy handler sleeps with a growing back-off, which turned a
+burst of writers into seconds of tail latency (measured in docs/benchmarks.md). PostgreSQL runs at READ COMMITTED;
 exactly-once transitions (code redemption, refresh rotation) are single conditional UPDATEs whose
 row count decides the winner, which is correct on both backends.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,13 +70,17 @@ class Database:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url)
         self.sqlite = is_sqlite(self.url)
+        self._write_lock = threading.Lock() if self.sqlite else None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A read-write transaction; commits on success, rolls back on any exception."""
-        with self.engine.connect() as conn:
-            if self.sqlite:
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        if self._write_lock is None:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
 
