@@ -27,7 +27,7 @@ from freshid.storage import clients as client_store
 from freshid.storage import migrate
 from freshid.storage import users as user_store
 from freshid.storage.database import Database, normalise_url
-from freshid.storage.tables import metadata
+from freshid.storage.schema import metadata
 
 PG_URL = os.environ.get("FRESHID_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]

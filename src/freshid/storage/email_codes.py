@@ -67,6 +67,17 @@ def current(
     return _stored(m), m["user_id"], m["email"]
 
 
+def superseded(conn: Connection, interaction_id: str) -> list[StoredEmailCode]:
+    """The interaction's replaced codes (to tell "a newer code was sent" from a wrong one)."""
+    rows = conn.execute(
+        email_codes.select().where(
+            email_codes.c.interaction_id == interaction_id,
+            email_codes.c.superseded_at.is_not(None),
+        )
+    )
+    return [_stored(r._mapping) for r in rows]
+
+
 def reserve_attempt(conn: Connection, code_id: str) -> StoredEmailCode | None:
     """Count one attempt before checking it, so parallel guesses cannot exceed the cap."""
     conn.execute(

@@ -30,10 +30,11 @@ def upgrade(db: Database) -> None:
         if not db.sqlite:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        # "heads": features may add independent migration branches; all of them apply.
+        command.upgrade(cfg, "heads")
 
 
 def is_current(db: Database) -> bool:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    heads = set(ScriptDirectory.from_config(_config()).get_heads())
     with db.read() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads
