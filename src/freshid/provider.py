@@ -9,6 +9,7 @@ the others quickly.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,12 +22,16 @@ from freshid.mail.outbox import DevOutbox
 from freshid.mail.sender import MailSender, SmtpSender
 from freshid.methods.password import PasswordMethod
 from freshid.settings import Settings
+from freshid.storage import clients as client_store
 from freshid.storage import keys as key_store
+from freshid.storage.clients import Client
 from freshid.storage.database import Database
 from freshid.tokens.keys import KeyRing
 
 T = TypeVar("T")
 _KEYRING_TTL = 10
+_CLIENT_TTL = 5.0
+_CLIENT_CACHE_SIZE = 10_000
 
 
 class Provider:
@@ -57,6 +62,7 @@ class Provider:
                 timeout=float(settings.smtp_timeout),
             )
         )
+        self._clients: dict[str, tuple[float, Client | None]] = {}
         self._ring: KeyRing | None = None
         self._ring_loaded_at = 0
         self._ring_lock = threading.Lock()
@@ -64,6 +70,20 @@ class Provider:
 
     def now(self) -> int:
         return self.clock.now()
+
+    def client(self, conn: Connection, client_id: str) -> Client | None:
+        """A registered client, cached for a few seconds: the token endpoint authenticates the
+        client on every request, and its row almost never changes. A new secret or redirect URI
+        therefore reaches every process within :data:`_CLIENT_TTL` seconds."""
+        started = time.monotonic()
+        cached = self._clients.get(client_id)
+        if cached is not None and started - cached[0] < _CLIENT_TTL:
+            return cached[1]
+        found = client_store.by_id(conn, client_id)
+        if len(self._clients) >= _CLIENT_CACHE_SIZE:
+            self._clients.clear()
+        self._clients[client_id] = (started, found)
+        return found
 
     # Database units of work run in worker threads: the engine is synchronous.
     async def write(self, fn: Callable[[Connection], T]) -> T:

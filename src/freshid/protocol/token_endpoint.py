@@ -11,7 +11,6 @@ from starlette.responses import Response
 from freshid.errors import OAuthError, UnsupportedGrantType
 from freshid.protocol import client_auth, responses
 from freshid.protocol import params as request_params
-from freshid.protocol.authorize.flow import find_client
 from freshid.protocol.grants import authorization_code, refresh_token
 from freshid.provider import Provider
 
@@ -37,7 +36,9 @@ async def token(request: Request) -> Response:
         now = provider.now()
 
         def run(conn: Connection) -> dict[str, Any] | OAuthError:
-            client = client_auth.authenticate(request, params, lambda cid: find_client(conn, cid))
+            client = client_auth.authenticate(
+                request, params, lambda cid: provider.client(conn, cid)
+            )
             return exchange(conn, provider, key, client, params, now)
 
         result = await provider.write(run)

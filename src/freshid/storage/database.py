@@ -3,9 +3,9 @@
 SQLite runs in WAL mode with a busy timeout, and write transactions start with ``BEGIN IMMEDIATE``
 so two writers queue instead of failing on a lock upgrade. Within one process, SQLite writers also
 queue on a lock of ours: SQLite's own busy handler sleeps with a growing back-off, which turned a
-burst of writers into seconds of tail latency (measured in docs/benchmarks.md). PostgreSQL runs at READ COMMITTED;
-exactly-once transitions (code redemption, refresh rotation) are single conditional UPDATEs whose
-row count decides the winner, which is correct on both backends.
+burst of writers into seconds of tail latency (measured in docs/benchmarks.md). PostgreSQL runs
+at READ COMMITTED; exactly-once transitions (code redemption, refresh rotation) are single
+conditional UPDATEs whose row count decides the winner, which is correct on both backends.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ whose row count decides the single winner on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from freshid_guard.policy import ACTION_DETAIL_TYPE
@@ -18,7 +19,14 @@ from sqlalchemy.engine import Connection
 
 from freshid.events import outbox
 from freshid.events.catalog import EventType
-from freshid.storage.tables import access_tokens, authorization_codes, grants, refresh_tokens
+from freshid.storage.tables import (
+    access_tokens,
+    authorization_codes,
+    grants,
+    refresh_tokens,
+    sessions,
+    users,
+)
 from freshid.tokens.secrets import digest, new_token
 
 
@@ -46,6 +54,49 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Holder:
+    """The user and session behind a grant, read in the same query as the grant itself."""
+
+    email: str
+    user_disabled: bool
+    session_revoked_at: int | None
+    session_expires_at: int
+    session_last_seen_at: int
+
+    def session_alive(self, now: int, idle_ttl: int) -> bool:
+        return (
+            self.session_revoked_at is None
+            and now < self.session_expires_at
+            and now - self.session_last_seen_at < idle_ttl
+        )
+
+
+_HOLDER_COLUMNS = (
+    users.c.email.label("holder_email"),
+    users.c.disabled.label("holder_disabled"),
+    sessions.c.revoked_at.label("holder_session_revoked_at"),
+    sessions.c.expires_at.label("holder_session_expires_at"),
+    sessions.c.last_seen_at.label("holder_session_last_seen_at"),
+)
+
+
+def _holder(m: sa.RowMapping) -> Holder:
+    return Holder(
+        m["holder_email"],
+        bool(m["holder_disabled"]),
+        m["holder_session_revoked_at"],
+        m["holder_session_expires_at"],
+        m["holder_session_last_seen_at"],
+    )
+
+
+def _with_holder(select: sa.Select[Any]) -> sa.Select[Any]:
+    return select.join(users, users.c.id == grants.c.user_id).join(
+        sessions, sessions.c.id == grants.c.session_id
+    )
+
+
+@dataclass(frozen=True)
 class CodeRecord:
     grant: Grant
     redirect_uri: str
@@ -53,6 +104,7 @@ class CodeRecord:
     code_challenge: str | None
     expires_at: int
     used_at: int | None
+    holder: Holder
 
 
 def _grant(m: sa.RowMapping) -> Grant:
@@ -125,15 +177,23 @@ def create_with_code(
 
 def find_code(conn: Connection, code: str) -> CodeRecord | None:
     row = conn.execute(
-        sa.select(authorization_codes, grants)
-        .join(grants, grants.c.id == authorization_codes.c.grant_id)
-        .where(authorization_codes.c.code_digest == digest(code))
+        _with_holder(
+            sa.select(authorization_codes, grants, *_HOLDER_COLUMNS).join(
+                grants, grants.c.id == authorization_codes.c.grant_id
+            )
+        ).where(authorization_codes.c.code_digest == digest(code))
     ).first()
     if row is None:
         return None
     m = row._mapping
     return CodeRecord(
-        _grant(m), m["redirect_uri"], m["nonce"], m["code_challenge"], m["expires_at"], m["used_at"]
+        _grant(m),
+        m["redirect_uri"],
+        m["nonce"],
+        m["code_challenge"],
+        m["expires_at"],
+        m["used_at"],
+        _holder(m),
     )
 
 
@@ -178,17 +238,21 @@ def issue_refresh_token(conn: Connection, grant_id: str, now: int) -> str:
 class RefreshRecord:
     grant: Grant
     used_at: int | None
+    holder: Holder
 
 
 def find_refresh_token(conn: Connection, token: str) -> RefreshRecord | None:
     row = conn.execute(
-        sa.select(refresh_tokens.c.used_at, grants)
-        .join(grants, grants.c.id == refresh_tokens.c.grant_id)
-        .where(refresh_tokens.c.token_digest == digest(token))
+        _with_holder(
+            sa.select(refresh_tokens.c.used_at, grants, *_HOLDER_COLUMNS).join(
+                grants, grants.c.id == refresh_tokens.c.grant_id
+            )
+        ).where(refresh_tokens.c.token_digest == digest(token))
     ).first()
     if row is None:
         return None
-    return RefreshRecord(_grant(row._mapping), row._mapping["used_at"])
+    m = row._mapping
+    return RefreshRecord(_grant(m), m["used_at"], _holder(m))
 
 
 def use_refresh_token(conn: Connection, token: str, now: int) -> bool:

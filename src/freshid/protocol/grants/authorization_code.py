@@ -50,7 +50,14 @@ def exchange(
     except InvalidGrant as exc:
         return exc
     body, jti = token_response(
-        conn, provider, key, grant, scope=grant.scope, nonce=record.nonce, now=now
+        conn,
+        provider,
+        key,
+        grant,
+        scope=grant.scope,
+        nonce=record.nonce,
+        now=now,
+        holder=record.holder,
     )
     outbox.record(
         conn,

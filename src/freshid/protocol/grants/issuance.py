@@ -10,8 +10,7 @@ from freshid.errors import InvalidGrant
 from freshid.protocol import minting
 from freshid.provider import Provider
 from freshid.storage import grants as grant_store
-from freshid.storage import users as user_store
-from freshid.storage.grants import Grant
+from freshid.storage.grants import Grant, Holder
 from freshid.tokens.keys import SigningKey
 
 
@@ -24,11 +23,11 @@ def token_response(
     scope: str,
     nonce: str | None,
     now: int,
+    holder: Holder,
 ) -> tuple[dict[str, Any], str]:
     """The token response, and the new access token's ``jti`` for the event that records it."""
     settings = provider.settings
-    user = user_store.by_id(conn, grant.user_id)
-    if user is None or user.disabled:
+    if holder.user_disabled:
         raise InvalidGrant("the user's account is disabled")
     access = minting.access_token(
         grant,
@@ -60,6 +59,6 @@ def token_response(
             now=now,
             ttl=settings.id_token_ttl,
             nonce=nonce,
-            email=user.email,
+            email=holder.email,
         )
     return body, access.jti

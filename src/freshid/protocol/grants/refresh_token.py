@@ -21,7 +21,6 @@ from freshid.protocol.grants.issuance import token_response
 from freshid.protocol.params import Params
 from freshid.provider import Provider
 from freshid.storage import grants as grant_store
-from freshid.storage import sessions as session_store
 from freshid.storage.clients import Client
 from freshid.tokens.keys import SigningKey
 
@@ -42,8 +41,8 @@ def exchange(
         return _reused(conn, grant, now)
     if grant.expires_at <= now:
         return InvalidGrant("the refresh token has expired")
-    if not grant.offline and not session_store.is_alive(
-        conn, grant.session_id, now, provider.settings.session_idle_ttl
+    if not grant.offline and not record.holder.session_alive(
+        now, provider.settings.session_idle_ttl
     ):
         return InvalidGrant("the session behind this refresh token has ended")
     scope = grant.scope
@@ -57,7 +56,9 @@ def exchange(
     # usable, or the client's corrected retry would look like theft.
     if not grant_store.use_refresh_token(conn, token, now):
         return _reused(conn, grant, now)
-    body, jti = token_response(conn, provider, key, grant, scope=scope, nonce=None, now=now)
+    body, jti = token_response(
+        conn, provider, key, grant, scope=scope, nonce=None, now=now, holder=record.holder
+    )
     outbox.record(
         conn,
         EventType.TOKEN_REFRESHED,
