@@ -7,9 +7,13 @@ URL the app sends to the provider is derived in one place instead of being conca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["AcmeConfig"]
+__all__ = ["DEFAULT_POLICY_FILE", "AcmeConfig"]
+
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "actions.toml"
+"""The catalog shipped with the console; ``freshid demo`` gives the provider the same file."""
 
 _MIN_SESSION_SECRET_CHARS = 32
 
@@ -42,10 +46,11 @@ class AcmeConfig:
     URI (``/callback``) and post-logout redirect URI (``/``) are derived from it."""
 
     session_secret: str = field(repr=False)
-    """Key that signs the ``acme_session`` cookie and derives the demo API key (≥ 32 chars)."""
+    """Key that signs the ``acme_session`` cookie (at least 32 characters)."""
 
-    reveal_max_age: int = 120
-    """Seconds a proof stays good enough for "Reveal API key"; sent as ``max_age`` on step-up."""
+    policy_file: Path = DEFAULT_POLICY_FILE
+    """The TOML action catalog (``freshid_guard.policy`` format) the guard enforces. The provider
+    should load the same file as its ``policy_file`` so that both name the same actions."""
 
     scope: str = "openid email"
     """Scopes requested at sign-in; must contain ``openid``."""
@@ -59,8 +64,8 @@ class AcmeConfig:
             raise ValueError(
                 f"session_secret must have at least {_MIN_SESSION_SECRET_CHARS} characters"
             )
-        if self.reveal_max_age <= 0:
-            raise ValueError("reveal_max_age must be a positive number of seconds")
+        if not Path(self.policy_file).is_file():
+            raise ValueError(f"policy_file must be an existing file, got {str(self.policy_file)!r}")
         if "openid" not in self.scope.split():
             raise ValueError("scope must contain 'openid'")
 

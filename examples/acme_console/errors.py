@@ -21,6 +21,8 @@ class Problem:
     title: str
     message: str
     status_code: int
+    account_link: bool = False
+    """Offer a link to the user's FreshID account page (to add a sign-in method)."""
 
 
 _SIGN_IN_REFUSED = Problem(
@@ -55,6 +57,15 @@ _PROBLEMS: dict[str, Problem] = {
     "unsupported_response_type": _BAD_REQUEST,
     "invalid_scope": _BAD_REQUEST,
     "invalid_client": _BAD_REQUEST,
+    "invalid_authorization_details": _BAD_REQUEST,
+    "unmet_authentication_requirements": Problem(
+        "A passkey or authenticator app is needed",
+        "This action needs a sign-in method your FreshID account does not have yet. Add a "
+        "passkey or an authenticator app on your FreshID account page, then try again. "
+        "Nothing was changed.",
+        403,
+        account_link=True,
+    ),
     "invalid_grant": Problem(
         "Sign-in link already used",
         "This sign-in response was already used or has expired. Please sign in again.",
@@ -81,17 +92,24 @@ _PROBLEMS: dict[str, Problem] = {
         "FreshID's answer could not be verified, so Acme Console did not sign you in.",
         502,
     ),
+    "invalid_access_token": Problem(
+        "Sign-in could not be verified",
+        "FreshID's access token could not be verified, so Acme Console did not go ahead.",
+        502,
+    ),
     "step_up_not_fresh": Problem(
         "Fresh proof missing",
-        "FreshID did not ask you to prove it's you again, so the API key stays hidden.",
+        "FreshID did not ask you to prove it's you in the way this action needs, so Acme "
+        "Console did not go ahead. Nothing was changed.",
         403,
     ),
     "step_up_other_account": Problem(
         "Different account",
         "You proved it's you as a different account than the one signed in to Acme Console. "
-        "For safety you have been signed out of Acme Console; the API key was not shown.",
+        "For safety you have been signed out of Acme Console; nothing was changed.",
         403,
     ),
+    "not_found": Problem("Page not found", "There is no such page in Acme Console.", 404),
     "csrf": Problem(
         "Request expired",
         "This form has expired or did not come from Acme Console. Please go back, reload the "

@@ -2,9 +2,10 @@
 
 Starlette's SessionMiddleware hands views a plain ``dict``; this module is the only place that
 knows its keys, so views never guess at shapes and a tampered or outdated cookie just reads as
-"signed out". The cookie is signed, not encrypted: it holds only what the user may read (their
-own ID token and claims), never the access token, and the API key is *derived* from a seed in the
-cookie with the server's secret rather than stored in it.
+"signed out". The cookie is signed, not encrypted: it holds only what the user may read (their own
+ID token and claims), the CSRF token, and the random key of their server-side session
+(:class:`~acme_console.store.ServerSession`), which holds the access tokens. Access tokens never
+go into the cookie.
 
 Authlib keeps its own per-flow keys (``_state_freshid_<state>``: state, nonce, PKCE verifier) in
 the same dict; this module never touches them.
@@ -12,27 +13,23 @@ the same dict; this module never touches them.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AcmeSession", "PendingAction", "SignedInUser"]
+from freshid_guard import UnsafeReturnPath, safe_return_path
+
+__all__ = ["AcmeSession", "SignedInUser"]
 
 _USER = "user"
 _ID_TOKEN = "id_token"
 _CSRF = "csrf_token"
-_KEY_SEED = "api_key_seed"
-_PENDING = "pending_action"
-_PENDING_MAX_AGE = "pending_max_age"
+_SERVER_KEY = "server_key"
+_RETURN_TO = "return_to"
 _LOGOUT_STATE = "logout_state"
-
-PENDING_ACTIONS = frozenset({"/api-key"})
-"""The only places a callback may send the browser back to: never an open redirect."""
-
-API_KEY_PREFIX = "acme_live_"
+_NOTICE = "notice"
 
 
 def _opt_str(value: object) -> str | None:
@@ -48,7 +45,7 @@ def _opt_time(value: object) -> int | None:
 
 @dataclass(frozen=True)
 class SignedInUser:
-    """The ID token claims the console shows and decides on; nothing else is kept."""
+    """The ID token claims the console shows; nothing else is kept."""
 
     sub: str
     email: str | None
@@ -86,14 +83,6 @@ class SignedInUser:
         }
 
 
-@dataclass(frozen=True)
-class PendingAction:
-    """Where to go back after a sign-in, and the freshness that sign-in was asked for (if any)."""
-
-    path: str
-    max_age: int | None
-
-
 class AcmeSession:
     """Typed accessors over ``request.session``; construct one per request."""
 
@@ -116,27 +105,35 @@ class AcmeSession:
         """The raw ID token, kept only to send as ``id_token_hint`` on logout."""
         return _opt_str(self._data.get(_ID_TOKEN))
 
-    def sign_in(self, user: SignedInUser, id_token: str) -> None:
+    def server_key(self) -> str | None:
+        """The key of this browser's :class:`~acme_console.store.ServerSession`."""
+        return _opt_str(self._data.get(_SERVER_KEY))
+
+    def sign_in(self, user: SignedInUser, id_token: str, server_key: str) -> None:
         """Replace the whole session with a fresh one for ``user``.
 
-        Starting from an empty dict drops anything planted before sign-in and rotates the CSRF
-        token. The API key seed survives only for the *same* subject, so a step-up keeps the key
-        while a different person signing in gets a different one.
+        Starting from an empty dict drops anything planted before sign-in (session fixation) and
+        rotates the CSRF token; the return path survives, to finish what the user started.
         """
-        previous = self.user()
-        seed = self._data.get(_KEY_SEED)
-        keep_seed = previous is not None and previous.sub == user.sub and isinstance(seed, str)
+        return_to = self._data.get(_RETURN_TO)
         self._data.clear()
         self._data[_USER] = user.to_json()
         self._data[_ID_TOKEN] = id_token
         self._data[_CSRF] = secrets.token_urlsafe(32)
-        self._data[_KEY_SEED] = seed if keep_seed else secrets.token_urlsafe(24)
+        self._data[_SERVER_KEY] = server_key
+        if isinstance(return_to, str):
+            self._data[_RETURN_TO] = return_to
+
+    def proved_again(self, user: SignedInUser, id_token: str) -> None:
+        """After a step-up of the same user: the new ID token, with its new ``auth_time``."""
+        self._data[_USER] = user.to_json()
+        self._data[_ID_TOKEN] = id_token
 
     def clear(self) -> None:
         """Forget everything, including any sign-in flow in progress."""
         self._data.clear()
 
-    # --- CSRF for the one state-changing form (logout) -------------------------------------
+    # --- CSRF ---------------------------------------------------------------------------
 
     def csrf_token(self) -> str:
         """The token to put in a hidden field; created on first use."""
@@ -153,40 +150,27 @@ class AcmeSession:
             return False
         return hmac.compare_digest(expected.encode(), submitted.encode())
 
-    # --- the demo secret ------------------------------------------------------------------
+    # --- where to go after signing in ---------------------------------------------------
 
-    def api_key(self, secret: str) -> str:
-        """A demo key fixed for this session: HMAC(secret, seed), so the cookie alone can't
-        reveal it even though the cookie is readable."""
-        seed = _opt_str(self._data.get(_KEY_SEED))
-        if seed is None:
-            seed = secrets.token_urlsafe(24)
-            self._data[_KEY_SEED] = seed
-        digest = hmac.new(secret.encode(), b"acme-api-key:" + seed.encode(), hashlib.sha256)
-        return API_KEY_PREFIX + digest.hexdigest()[:32]
+    def set_return_to(self, path: str) -> None:
+        """Remember a same-origin path to come back to after sign-in (never an open redirect)."""
+        self._data[_RETURN_TO] = safe_return_path(path)
 
-    # --- returning to an action after (re-)authentication --------------------------------
+    def take_return_to(self) -> str:
+        """Pop the remembered path; ``/`` when there is none or it is not a safe path."""
+        value = self._data.pop(_RETURN_TO, None)
+        try:
+            return safe_return_path(value) if isinstance(value, str) else "/"
+        except UnsafeReturnPath:
+            return "/"
 
-    def set_pending(self, path: str, max_age: int | None) -> None:
-        """Remember to come back to ``path``; ``max_age`` marks a step-up whose result must be
-        checked against it."""
-        if path not in PENDING_ACTIONS:
-            raise ValueError(f"not a known action: {path!r}")
-        self._data[_PENDING] = path
-        if max_age is None:
-            self._data.pop(_PENDING_MAX_AGE, None)
-        else:
-            self._data[_PENDING_MAX_AGE] = max_age
+    # --- one-time notices ---------------------------------------------------------------
 
-    def take_pending(self) -> PendingAction | None:
-        """Pop the pending action (one use only); unknown paths are dropped, not followed."""
-        path = self._data.pop(_PENDING, None)
-        max_age = self._data.pop(_PENDING_MAX_AGE, None)
-        if path not in PENDING_ACTIONS:
-            return None
-        if isinstance(max_age, bool) or not isinstance(max_age, int):
-            max_age = None
-        return PendingAction(path=path, max_age=max_age)
+    def set_notice(self, code: str) -> None:
+        self._data[_NOTICE] = code
+
+    def take_notice(self) -> str | None:
+        return _opt_str(self._data.pop(_NOTICE, None))
 
     # --- the logout round trip ------------------------------------------------------------
 

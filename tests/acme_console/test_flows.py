@@ -1,212 +1,82 @@
-"""Acme Console's sign-in, step-up and logout flows against a scripted provider.
+"""Acme Console against a real FreshID: sign-in, the three sensitive actions, step-ups, sign-out.
 
-``ScriptedFreshID`` plays the provider's two channels: the test drives the front channel (it
-reads the authorization request from the console's redirect and builds the redirect back), and
-an in-memory transport answers the back channel Authlib uses (discovery, JWKS, token endpoint).
-It checks what a real provider checks (client authentication, redirect URI, PKCE S256) and can
-misbehave on purpose (ignore ``max_age``, sign with a foreign key, switch user) to show that the
-console does not trust it blindly. The real provider is exercised by the end-to-end tests.
+One FreshID and one console (wired as ``freshid demo`` wires them) serve the whole module; each test
+signs in as its own user, so accounts and sessions do not meet. "A proof made N seconds ago" is a
+sign-in with FreshID's clock shifted back by N seconds.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import itertools
 import json
 import re
-import secrets
-import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
-from starlette.testclient import TestClient
 
-from acme_console import AcmeConfig, create_app
+from tests.acme_console.harness import (
+    DEMO_PASSWORD,
+    Stack,
+    Walker,
+    confirm_with_password,
+    confirm_with_totp,
+    enrol_totp,
+    query,
+    running_stack,
+    sign_in,
+)
 
-try:  # Authlib and Starlette's TestClient use httpx2 when it is installed.
-    import httpx2 as http  # type: ignore[import-not-found,unused-ignore]
-except ImportError:
-    import httpx as http  # type: ignore[no-redef,unused-ignore]
+pytestmark = pytest.mark.e2e
 
-ISSUER = "http://127.0.0.1:8000"
-BASE_URL = "http://127.0.0.1:8001"
-CLIENT_ID = "acme-console"
-CLIENT_SECRET = "acme-client-secret"
-SESSION_SECRET = "f" * 64
-REDIRECT_URI = f"{BASE_URL}/callback"
-
-
-class FakeClock:
-    """The console's injectable clock; starts at a whole second of real time so ID tokens
-    (validated by Authlib against the real clock) are current."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+_emails = (f"user{n}@example.com" for n in itertools.count(1))
 
 
-@dataclass
-class ScriptedFreshID:
-    clock: FakeClock
-    sub: str = "user-123"
-    email: str = "ada@example.com"
-    honour_max_age: bool = True
-    send_iss: bool = True
-    sign_with_foreign_key: bool = False
-    key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, {"kid": "k1"}))
-    last_authorization: dict[str, str] = field(default_factory=dict)
-    token_requests: list[dict[str, str]] = field(default_factory=list)
-    auth_time: int | None = None
-    _codes: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    # --- back channel -------------------------------------------------------------------
-
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "issuer": ISSUER,
-            "authorization_endpoint": f"{ISSUER}/authorize",
-            "token_endpoint": f"{ISSUER}/token",
-            "jwks_uri": f"{ISSUER}/jwks",
-            "end_session_endpoint": f"{ISSUER}/logout",
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "code_challenge_methods_supported": ["S256"],
-            "authorization_response_iss_parameter_supported": self.send_iss,
-        }
-
-    def handle(self, request: http.Request) -> http.Response:
-        path = request.url.path
-        if path == "/.well-known/openid-configuration":
-            return http.Response(200, json=self.metadata())
-        if path == "/jwks":
-            return http.Response(200, json=KeySet([self.key]).as_dict(private=False))
-        if path == "/token" and request.method == "POST":
-            return self.token(request)
-        return http.Response(404)
-
-    def token(self, request: http.Request) -> http.Response:
-        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-        self.token_requests.append(form)
-        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if request.headers.get("authorization") != f"Basic {basic}":
-            return http.Response(401, json={"error": "invalid_client"})
-        grant = self._codes.pop(form.get("code", ""), None)
-        if grant is None or form.get("redirect_uri") != grant["redirect_uri"]:
-            return http.Response(400, json={"error": "invalid_grant"})
-        verifier = form.get("code_verifier", "")
-        challenge = (
-            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-            .rstrip(b"=")
-            .decode()
-        )
-        if challenge != grant["code_challenge"]:
-            return http.Response(400, json={"error": "invalid_grant"})
-        issued = int(time.time())
-        claims = {
-            "iss": ISSUER,
-            "sub": grant["sub"],
-            "aud": CLIENT_ID,
-            "iat": issued,
-            "exp": issued + 300,
-            "auth_time": grant["auth_time"],
-            "nonce": grant["nonce"],
-            "sid": "sid-abc",
-            "email": grant["email"],
-            "acr": "urn:freshid:acr:pwd",
-            "amr": ["pwd", "otp"],
-        }
-        key = RSAKey.generate_key(2048, {"kid": "k1"}) if self.sign_with_foreign_key else self.key
-        id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
-        return http.Response(
-            200,
-            json={
-                "access_token": "at-" + secrets.token_urlsafe(8),
-                "token_type": "Bearer",
-                "expires_in": 300,
-                "id_token": id_token,
-            },
-        )
-
-    # --- front channel ------------------------------------------------------------------
-
-    def authorize(self, location: str) -> str:
-        """Play the user at /authorize; return the redirect back to the console."""
-        assert location.startswith(f"{ISSUER}/authorize?")
-        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        self.last_authorization = params
-        assert params["client_id"] == CLIENT_ID
-        assert params["response_type"] == "code"
-        assert params["redirect_uri"] == REDIRECT_URI
-        assert params["code_challenge_method"] == "S256"
-        assert "openid" in params["scope"].split()
-        now = int(self.clock())
-        max_age = params.get("max_age")
-        too_old = (
-            self.auth_time is not None
-            and max_age is not None
-            and now - self.auth_time > int(max_age)
-        )
-        if self.auth_time is None or (too_old and self.honour_max_age):
-            self.auth_time = now  # the user (re-)proves it's them
-        code = secrets.token_urlsafe(12)
-        self._codes[code] = {
-            "redirect_uri": params["redirect_uri"],
-            "code_challenge": params["code_challenge"],
-            "nonce": params["nonce"],
-            "sub": self.sub,
-            "email": self.email,
-            "auth_time": self.auth_time,
-        }
-        back = {"code": code, "state": params["state"]}
-        if self.send_iss:
-            back["iss"] = ISSUER
-        return f"{params['redirect_uri']}?{urlencode(back)}"
-
-    def deny(self, location: str) -> str:
-        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        back = {"error": "access_denied", "state": params["state"], "iss": ISSUER}
-        return f"{params['redirect_uri']}?{urlencode(back)}"
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    path = Path(tmp_path_factory.mktemp("acme")) / "freshid.sqlite3"
+    with running_stack(f"sqlite:///{path}") as running:
+        yield running
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def email(stack: Stack) -> str:
+    address = next(_emails)
+    stack.create_user(address)
+    return address
 
 
 @pytest.fixture
-def provider(clock: FakeClock) -> ScriptedFreshID:
-    return ScriptedFreshID(clock=clock)
+def walker() -> Iterator[Walker]:
+    with Walker() as w:
+        yield w
 
 
-@pytest.fixture
-def client(provider: ScriptedFreshID, clock: FakeClock) -> TestClient:
-    config = AcmeConfig(
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        base_url=BASE_URL,
-        session_secret=SESSION_SECRET,
-    )
-    app = create_app(config, clock=clock, transport=http.MockTransport(provider.handle))
-    return TestClient(app, base_url=BASE_URL, follow_redirects=False)
+def cookie_session(walker: Walker) -> dict[str, Any]:
+    """The readable part of the console's signed session cookie."""
+    value = next(c.value for c in walker.http.cookies.jar if c.name == "acme_session")
+    assert value is not None
+    data: dict[str, Any] = json.loads(base64.b64decode(value.split(".")[0]))
+    return data
 
 
-def sign_in(client: TestClient, provider: ScriptedFreshID) -> None:
-    start = client.get("/login")
-    assert start.status_code == 302
-    back = client.get(provider.authorize(start.headers["location"]))
-    assert back.status_code == 303, back.text
-    assert back.headers["location"] == "/"
+def jwt_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return data
+
+
+def server_session(stack: Stack, walker: Walker) -> Any:
+    data = cookie_session(walker)
+    record = stack.console.sessions.get(data["server_key"], data["user"]["sub"], stack.app_clock())
+    assert record is not None
+    return record
+
+
+def went_to_authorize(walker: Walker) -> bool:
+    return any("/authorize?" in url for url in walker.visited())
 
 
 def shown_key(text: str) -> str:
@@ -215,233 +85,303 @@ def shown_key(text: str) -> str:
     return match.group(1)
 
 
-def session_payload(client: TestClient) -> dict[str, Any]:
-    """The readable part of Starlette's signed session cookie."""
-    value = client.cookies["acme_session"]
-    data: dict[str, Any] = json.loads(base64.b64decode(value.split(".")[0]))
-    return data
+# --- signing in -----------------------------------------------------------------------------
 
 
-# --- sign-in --------------------------------------------------------------------------------
-
-
-def test_authorization_request_carries_state_nonce_and_pkce(
-    client: TestClient, provider: ScriptedFreshID
+def test_dashboard_shows_projects_the_age_of_the_proof_and_what_each_action_needs(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    location = client.get("/login").headers["location"]
-    provider.authorize(location)
-    params = provider.last_authorization
-    assert params["scope"] == "openid email"
-    assert len(params["state"]) >= 16
-    assert len(params["nonce"]) >= 16
-    assert len(params["code_challenge"]) == 43
-    assert "max_age" not in params
+    sign_in(walker, stack, email, seconds_ago=200)
+    page = walker.text
+    assert walker.url == f"{stack.app_url}/"
+    for name in ("Rocket launcher", "Weather station", "Support inbox"):
+        assert name in page
+    assert "You proved it's you <strong>3 min ago</strong> with your password" in page
+    assert "Needs a sign-in within 10 minutes." in page
+    assert "Your last proof covers this for 6 minutes." in page  # 600 - 200 s
+    assert "Needs a sign-in within 5 minutes." in page
+    assert "Your last proof covers this for 1 minute." in page  # 300 - 200 s
+    assert "Needs a passkey or authenticator code within 2 minutes, just for this action." in page
+    assert email in page and "Sign out" in page
 
 
-def test_sign_in_shows_who_and_how_fresh(
-    client: TestClient, provider: ScriptedFreshID, clock: FakeClock
+def test_the_access_token_stays_on_the_server(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email)
+    data = cookie_session(walker)
+    assert data["user"]["email"] == email
+    assert data["id_token"].count(".") == 2
+    record = server_session(stack, walker)
+    assert record.access_token is not None
+    assert record.access_token not in json.dumps(data)
+    claims = jwt_claims(record.access_token)
+    assert claims["sub"] == data["user"]["sub"] and claims["sid"] == data["user"]["sid"]
+
+
+def test_a_signed_out_visit_comes_back_after_sign_in(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    sign_in(client, provider)
-    assert provider.token_requests[0]["grant_type"] == "authorization_code"
-    clock.advance(125)
-    page = client.get("/")
-    assert page.status_code == 200
-    assert "ada@example.com" in page.text
-    assert "user-123" in page.text
-    assert "sid-abc" in page.text
-    assert "You last proved it's you 2 minutes 5 seconds ago" in page.text
-    assert "urn:freshid:acr:pwd" in page.text
-    assert "<code>pwd</code>, <code>otp</code>" in page.text
-    assert "Reveal API key" in page.text
-    assert "Needs a sign-in within the last 2 minutes" in page.text
-    assert "Sign out" in page.text
+    walker.get(f"{stack.app_url}/billing")
+    assert 'name="email"' in walker.text  # FreshID's sign-in page
+    walker.submit(r"/password$", email=email, password=DEMO_PASSWORD)
+    assert walker.url == f"{stack.app_url}/billing"
+    assert "Change billing details" in walker.text
 
 
-def test_session_keeps_the_id_token_but_not_the_access_token(
-    client: TestClient, provider: ScriptedFreshID
+def test_a_forged_state_is_refused(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email)
+    walker.get(f"{stack.app_url}/callback?code=abc&state=forged&iss={stack.idp_url}")
+    assert walker.page is not None and walker.page.status_code == 400
+    assert "could not be matched" in walker.text
+
+
+def test_a_replayed_callback_is_refused(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email, seconds_ago=400)
+    [sign_in_callback] = [u for u in walker.visited() if "/callback?" in u]
+    walker.get(sign_in_callback)
+    assert walker.page is not None and walker.page.status_code == 400
+    assert "could not be matched" in walker.text
+
+    # A step-up's callback, too: its state is used up.
+    walker.get(f"{stack.app_url}/billing")
+    walker.submit(r"^/billing$", email="x@acme.example", plan="team")
+    confirm_with_password(walker)
+    assert walker.url == f"{stack.app_url}/billing/confirm"
+    [step_up_callback] = [u for u in walker.visited() if "/callback?" in u]
+    walker.get(step_up_callback)
+    assert walker.page is not None and walker.page.status_code == 400
+    assert "could not be matched" in walker.text
+
+
+# --- revealing an API key -------------------------------------------------------------------
+
+
+def test_a_fresh_proof_reveals_the_key_directly_and_leaves_evidence(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    sign_in(client, provider)
-    payload = session_payload(client)
-    assert payload["id_token"].count(".") == 2
-    assert payload["user"]["sub"] == "user-123"
-    assert "access_token" not in json.dumps(payload)
-    assert "at-" not in json.dumps(payload)
+    sign_in(walker, stack, email, seconds_ago=30)
+    walker.get(f"{stack.app_url}/projects/rocket-launcher")
+    assert "Production" in walker.text and "acme_live_••••••••" in walker.text
+    assert "Your last proof covers this for 9 minutes." in walker.text
+    walker.get(f"{stack.app_url}/projects/rocket-launcher/keys/key-1")
+    assert not went_to_authorize(walker)
+    assert "Shown because you proved it's you 30 seconds ago." in walker.text
+    sub = cookie_session(walker)["user"]["sub"]
+    account = stack.console.workspaces.get(sub)
+    assert account is not None
+    assert shown_key(walker.text) == account.projects[0].keys[0].secret
+
+    record = server_session(stack, walker)
+    [evidence] = stack.console.activity.for_user(sub)
+    assert evidence.action == "api_key.reveal" and not evidence.bound
+    assert evidence.token_id == jwt_claims(record.access_token)["jti"]
+    assert evidence.amr == ("pwd",) and evidence.session == cookie_session(walker)["user"]["sid"]
+    walker.get(f"{stack.app_url}/activity")
+    assert "Reveal an API key" in walker.text and evidence.token_id in walker.text
 
 
-def test_signed_in_login_goes_home(client: TestClient, provider: ScriptedFreshID) -> None:
-    sign_in(client, provider)
-    response = client.get("/login")
-    assert response.status_code == 303
-    assert response.headers["location"] == "/"
-
-
-def test_cancelled_sign_in(client: TestClient, provider: ScriptedFreshID) -> None:
-    location = client.get("/login").headers["location"]
-    response = client.get(provider.deny(location))
-    assert response.status_code == 400
-    assert "Sign-in cancelled" in response.text
-    assert client.get("/").text.count("Sign in with FreshID") == 1
-
-
-def test_forged_state_is_refused(client: TestClient, provider: ScriptedFreshID) -> None:
-    location = client.get("/login").headers["location"]
-    callback = provider.authorize(location)
-    forged = callback.replace("state=", "state=x")
-    response = client.get(forged)
-    assert response.status_code == 400
-    assert "could not be matched" in response.text
-    assert provider.token_requests == []
-
-
-def test_missing_iss_is_refused_when_advertised(
-    client: TestClient, provider: ScriptedFreshID
+def test_an_old_proof_steps_up_and_comes_back_to_the_key(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    location = client.get("/login").headers["location"]
-    callback = provider.authorize(location)
-    without_iss = callback.split("&iss=")[0]
-    response = client.get(without_iss)
-    assert response.status_code == 400
-    assert "wrong provider" in response.text
-    assert provider.token_requests == []
+    sign_in(walker, stack, email, seconds_ago=660)
+    sid = cookie_session(walker)["user"]["sid"]
+    assert "You proved it's you <strong>11 min ago</strong>" in walker.text
+    assert "FreshID will ask you to confirm it&#39;s you first." in walker.text
+
+    key_url = f"{stack.app_url}/projects/weather-station/keys/key-3"
+    walker.get(key_url)
+    params = walker.authorize_request()
+    assert params["max_age"] == "600"
+    assert params["login_hint"] == email
+    assert params["code_challenge_method"] == "S256" and params["nonce"]
+    assert "authorization_details" not in params
+    assert "this app needs a sign-in within the last 10 minutes" in walker.text
+    confirm_with_password(walker)
+
+    assert walker.url == key_url
+    assert "Shown because you proved it's you just now." in walker.text
+    assert cookie_session(walker)["user"]["sid"] == sid  # same session, newer proof
+    reauth = [e for e in stack.events("authentication.reauthenticated") if e.session_id == sid]
+    assert len(reauth) == 1 and reauth[0].client_id == "acme-console"
 
 
-def test_id_token_with_a_foreign_signature_is_refused(
-    client: TestClient, provider: ScriptedFreshID
+# --- billing ----------------------------------------------------------------------------------
+
+
+def test_billing_after_a_step_up_comes_back_to_a_confirm_page(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    provider.sign_with_foreign_key = True
-    location = client.get("/login").headers["location"]
-    response = client.get(provider.authorize(location))
-    assert response.status_code == 502
-    assert "could not be verified" in response.text
-    assert "Sign in with FreshID" in client.get("/").text
+    sign_in(walker, stack, email, seconds_ago=400)
+    sub = cookie_session(walker)["user"]["sub"]
+    walker.get(f"{stack.app_url}/billing")
+    assert "FreshID will ask you to confirm it&#39;s you first." in walker.text
+    walker.submit(r"^/billing$", email="finance@acme.example", plan="enterprise")
+    assert walker.authorize_request()["max_age"] == "300"
+    confirm_with_password(walker)
+
+    # Back in the console: nothing changed on the way (no state change on a GET).
+    assert walker.url == f"{stack.app_url}/billing/confirm"
+    assert "finance@acme.example" in walker.text and "Enterprise" in walker.text
+    account = stack.console.workspaces.get(sub)
+    assert account is not None and account.billing is not None
+    assert account.billing.plan == "team"
+    walker.get(walker.url)  # reloading the confirm page changes nothing either
+    assert stack.console.workspaces.get(sub).billing.plan == "team"  # type: ignore[union-attr]
+
+    walker.submit(r"^/billing$")
+    assert walker.url == f"{stack.app_url}/billing"
+    assert "Your billing details were saved." in walker.text
+    billing = stack.console.workspaces.get(sub).billing  # type: ignore[union-attr]
+    assert billing is not None
+    assert (billing.email, billing.plan) == ("finance@acme.example", "enterprise")
+    actions = [e.action for e in stack.console.activity.for_user(sub)]
+    assert actions == ["billing.update"]
 
 
-def test_replayed_callback_is_refused(client: TestClient, provider: ScriptedFreshID) -> None:
-    location = client.get("/login").headers["location"]
-    callback = provider.authorize(location)
-    assert client.get(callback).status_code == 303
-    again = client.get(callback)
-    assert again.status_code == 400  # the state was used up
-    assert "Back to Acme Console" in again.text
+def test_billing_with_a_fresh_proof_saves_at_once(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email)
+    walker.get(f"{stack.app_url}/billing")
+    walker.submit(r"^/billing$", email="ap@acme.example", plan="starter")
+    assert not went_to_authorize(walker)
+    assert "Your billing details were saved." in walker.text
+    assert "Starter" in walker.text and "ap@acme.example" in walker.text
 
 
-# --- the sensitive action -------------------------------------------------------------------
+def test_invalid_billing_details_cost_no_proof(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email, seconds_ago=400)
+    walker.get(f"{stack.app_url}/billing")
+    walker.submit(r"^/billing$", email="not an address", plan="platinum")
+    assert walker.page is not None and walker.page.status_code == 400
+    assert not went_to_authorize(walker)
+    assert "Enter an email address like name@example.com." in walker.text
+    assert "Choose one of the plans." in walker.text
+    assert 'aria-invalid="true"' in walker.text
 
 
-def test_fresh_proof_reveals_the_key_directly(
-    client: TestClient, provider: ScriptedFreshID, clock: FakeClock
+def test_posts_need_the_csrf_token(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email)
+    for path, data in (
+        ("/billing", {"email": "x@acme.example", "plan": "team"}),
+        ("/account/delete", {"understood": "yes"}),
+    ):
+        response = walker.post(f"{stack.app_url}{path}", {"csrf_token": "forged", **data})
+        assert response.status_code == 403 and "Request expired" in response.text
+    sub = cookie_session(walker)["user"]["sub"]
+    account = stack.console.workspaces.get(sub)
+    assert account is not None and account.deleted_at is None
+    assert account.billing is not None and account.billing.email == email
+
+
+def test_the_confirm_page_without_a_draft_goes_back_to_the_form(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    sign_in(client, provider)
-    clock.advance(30)
-    response = client.get("/api-key")
-    assert response.status_code == 200
-    assert "acme_live_" in response.text
-    assert "Shown because you proved it's you 30 seconds ago" in response.text
-    key = shown_key(response.text)
-    assert key not in client.cookies["acme_session"]
-    assert key not in json.dumps(session_payload(client))
-    assert key in client.get("/api-key").text  # fixed for the session
+    sign_in(walker, stack, email)
+    walker.get(f"{stack.app_url}/billing/confirm")
+    assert walker.url == f"{stack.app_url}/billing"
 
 
-def test_signed_out_reveal_signs_in_then_comes_back(
-    client: TestClient, provider: ScriptedFreshID
+# --- deleting the account (action-bound) ------------------------------------------------------
+
+
+def test_deletion_needs_a_passkey_or_an_authenticator_app(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    assert client.get("/api-key").headers["location"] == "/login"
-    start = client.get("/login")
-    back = client.get(provider.authorize(start.headers["location"]))
-    assert back.headers["location"] == "/api-key"
-    assert "acme_live_" in client.get("/api-key").text
+    sign_in(walker, stack, email)
+    walker.get(f"{stack.app_url}/account/delete")
+    walker.submit(r"/account/delete$", understood="yes")
+    # FreshID asks for a proof; a password is all this user has, and it cannot do.
+    confirm_with_password(walker)
+    assert walker.page is not None and walker.page.status_code == 403
+    assert "A passkey or authenticator app is needed" in walker.text
+    assert f'href="{stack.idp_url}/account"' in walker.text
+    account = stack.console.workspaces.get(cookie_session(walker)["user"]["sub"])
+    assert account is not None and account.deleted_at is None
 
 
-def test_stale_proof_steps_up_and_keeps_the_session_key(
-    client: TestClient, provider: ScriptedFreshID, clock: FakeClock
+def test_the_box_must_be_ticked(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email)
+    walker.get(f"{stack.app_url}/account/delete")
+    walker.submit(r"/account/delete$")
+    assert walker.page is not None and walker.page.status_code == 400
+    assert not went_to_authorize(walker)
+    assert "Tick the box" in walker.text
+
+
+def test_deletion_is_bound_to_its_own_proof_and_uses_it_once(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    sign_in(client, provider)
-    first_key = shown_key(client.get("/api-key").text)
-    clock.advance(200)
-    assert "FreshID will ask you to prove it's you again" in client.get("/").text
+    sign_in(walker, stack, email)
+    sub, sid = cookie_session(walker)["user"]["sub"], cookie_session(walker)["user"]["sid"]
+    phone = enrol_totp(walker, stack)
 
-    step_up = client.get("/api-key")
-    assert step_up.status_code == 302
-    clock.advance(5)  # the user takes a moment to prove it again
-    callback = provider.authorize(step_up.headers["location"])
-    assert provider.last_authorization["max_age"] == "120"
-    assert provider.last_authorization["login_hint"] == "ada@example.com"
-    back = client.get(callback)
-    assert back.status_code == 303
-    assert back.headers["location"] == "/api-key"
-    clock.advance(7)
-    reveal = client.get("/api-key")
-    assert reveal.status_code == 200
-    assert "Shown because you proved it's you 7 seconds ago" in reveal.text
-    assert shown_key(reveal.text) == first_key
+    walker.get(f"{stack.app_url}/account/delete")
+    assert "Every time, FreshID asks you to confirm it&#39;s you" in walker.text
+    walker.submit(r"/account/delete$", understood="yes")
+    params = walker.authorize_request()
+    assert json.loads(params["authorization_details"]) == [
+        {"type": "urn:freshid:action", "action": "account.delete"}
+    ]
+    assert params["max_age"] == "0"
+    assert "to delete your Acme account</h1>" in walker.text
+    confirm_with_totp(walker, stack, phone)
+
+    assert walker.url == f"{stack.app_url}/account/delete/confirm"
+    assert "for this deletion only" in walker.text
+    assert stack.console.workspaces.get(sub).deleted_at is None  # type: ignore[union-attr]
+    record = server_session(stack, walker)
+    bound = record.bound_tokens["account.delete"]
+    assert jwt_claims(bound)["authorization_details"] == json.loads(params["authorization_details"])
+    walker.submit(r"/account/delete$")
+
+    assert walker.url == f"{stack.app_url}/"
+    assert "Your Acme account was deleted." in walker.text
+    assert stack.console.workspaces.get(sub).deleted_at is not None  # type: ignore[union-attr]
+    [evidence] = stack.console.activity.for_user(sub)
+    assert evidence.action == "account.delete" and evidence.bound
+    assert evidence.token_id == jwt_claims(bound)["jti"] and "otp" in evidence.amr
+    assert evidence.token_id in walker.text
+    reauth = [e for e in stack.events("authentication.reauthenticated") if e.session_id == sid]
+    assert [(e.data["action"], e.data["method"]) for e in reauth] == [("account.delete", "totp")]
+
+    # A new account, the same session, the same (used) proof: the guard's replay store refuses
+    # it and the user is sent to confirm again.
+    walker.submit(r"/account/new$")
+    assert "Your new Acme account is ready." in walker.text
+    walker.get(f"{stack.app_url}/account/delete")
+    walker.submit(r"/account/delete$", understood="yes")
+    assert "authorization_details" in walker.authorize_request()
+    assert "to delete your Acme account</h1>" in walker.text
+    assert record.bound_tokens["account.delete"] == bound  # still there: the guard said no
+    assert stack.console.workspaces.get(sub).deleted_at is None  # type: ignore[union-attr]
 
 
-def test_provider_ignoring_max_age_does_not_reveal_the_key(
-    client: TestClient, provider: ScriptedFreshID, clock: FakeClock
+# --- someone else, and signing out -------------------------------------------------------------
+
+
+def test_a_step_up_as_someone_else_signs_out_of_the_console(
+    stack: Stack, walker: Walker, email: str
 ) -> None:
-    sign_in(client, provider)
-    clock.advance(600)
-    provider.honour_max_age = False
-    step_up = client.get("/api-key")
-    back = client.get(provider.authorize(step_up.headers["location"]))
-    assert back.status_code == 403
-    assert "Fresh proof missing" in back.text
-    assert "acme_live_" not in back.text
-    # No redirect loop: the pending action was used up, the user is still signed in.
-    assert "ada@example.com" in client.get("/").text
+    other = next(_emails)
+    stack.create_user(other)
+    sign_in(walker, stack, email, seconds_ago=660)
+    walker.get(f"{stack.app_url}/projects/rocket-launcher/keys/key-1")
+    walker.submit(r"/switch$")  # "Not you? Sign in as someone else"
+    walker.submit(r"/password$", email=other, password=DEMO_PASSWORD)
+    assert walker.page is not None and walker.page.status_code == 403
+    assert "Different account" in walker.text
+    assert "acme_live_" not in walker.text
+    walker.get(f"{stack.app_url}/")
+    assert "Sign in with FreshID" in walker.text
 
 
-def test_step_up_as_someone_else_signs_out(
-    client: TestClient, provider: ScriptedFreshID, clock: FakeClock
-) -> None:
-    sign_in(client, provider)
-    clock.advance(600)
-    provider.sub = "mallory"
-    step_up = client.get("/api-key")
-    back = client.get(provider.authorize(step_up.headers["location"]))
-    assert back.status_code == 403
-    assert "Different account" in back.text
-    assert "acme_live_" not in back.text
-    assert "Sign in with FreshID" in client.get("/").text
-
-
-def test_cancelled_step_up_keeps_the_session(
-    client: TestClient, provider: ScriptedFreshID, clock: FakeClock
-) -> None:
-    sign_in(client, provider)
-    clock.advance(600)
-    step_up = client.get("/api-key")
-    response = client.get(provider.deny(step_up.headers["location"]))
-    assert response.status_code == 400
-    assert "Sign-in cancelled" in response.text
-    assert "ada@example.com" in client.get("/").text
-
-
-# --- logout ---------------------------------------------------------------------------------
-
-
-def test_logout_ends_both_sessions(client: TestClient, provider: ScriptedFreshID) -> None:
-    sign_in(client, provider)
-    id_token = session_payload(client)["id_token"]
-    home = client.get("/")
-    csrf = home.text.split('name="csrf_token" value="')[1].split('"')[0]
-
-    refused = client.post("/logout", data={"csrf_token": "wrong"})
-    assert refused.status_code == 403
-    assert "ada@example.com" in client.get("/").text
-
-    response = client.post("/logout", data={"csrf_token": csrf})
-    assert response.status_code == 303
-    location = urlsplit(response.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{ISSUER}/logout"
-    params = {k: v[0] for k, v in parse_qs(location.query).items()}
-    assert params["id_token_hint"] == id_token
-    assert params["post_logout_redirect_uri"] == f"{BASE_URL}/"
-    assert params["client_id"] == CLIENT_ID
-    assert params["state"]
-
-    back = client.get("/", params={"state": params["state"]})
-    assert "You are signed out of Acme Console and FreshID" in back.text
-    assert "Sign in with FreshID" in back.text
-    assert "signed out of Acme Console and FreshID" not in client.get("/").text
+def test_sign_out_ends_both_sessions(stack: Stack, walker: Walker, email: str) -> None:
+    sign_in(walker, stack, email)
+    key = cookie_session(walker)["server_key"]
+    walker.submit(r"/logout$")
+    assert walker.url.startswith(f"{stack.idp_url}/logout")
+    walker.submit(r"/logout", confirm="yes")  # FreshID always asks before ending its session
+    assert walker.url.startswith(f"{stack.app_url}/?")
+    assert query(walker.url)["state"]
+    assert "You are signed out of Acme Console and FreshID." in walker.text
+    assert stack.console.sessions.get(key, "x", stack.app_clock()) is None
+    walker.get(f"{stack.app_url}/login")
+    assert 'name="email"' in walker.text  # FreshID asks again: its session ended too

@@ -1,8 +1,8 @@
-"""Acme Console without a provider: configuration, freshness arithmetic, signed-out pages.
+"""Acme Console without a running provider: configuration, the shared catalog, wording, and the
+pages a signed-out visitor meets.
 
-Everything here runs with no FreshID at all; back-channel calls, where a test provokes one, go
-to a transport that refuses to connect. The sign-in flows against a scripted provider are in
-``test_flows.py``; the lead's end-to-end tests run them against the real one.
+Where a test provokes a back-channel call, the configured issuer is a loopback port nobody listens
+on, so the call really fails. The flows against a real FreshID are in ``test_flows.py``.
 """
 
 from __future__ import annotations
@@ -12,23 +12,17 @@ import re
 from pathlib import Path
 
 import pytest
+from freshid_guard import load_policies_file
 from starlette.testclient import TestClient
 
-from acme_console import AcmeConfig, create_app
-from acme_console.freshness import (
-    format_duration,
-    needs_step_up,
-    proof_age_seconds,
-    proof_age_text,
-)
-
-try:  # Authlib and Starlette's TestClient use httpx2 when it is installed.
-    import httpx2 as http  # type: ignore[import-not-found,unused-ignore]
-except ImportError:
-    import httpx as http  # type: ignore[no-redef,unused-ignore]
+from acme_console import DEFAULT_POLICY_FILE, AcmeConfig, create_app
+from acme_console.pages import section_of
+from acme_console.wording import age, ago, duration, methods_text, proof_method, requirement
+from freshid.freshness.policy import catalog
+from tests.conftest import free_port
 
 BASE_URL = "http://127.0.0.1:8001"
-ISSUER = "http://127.0.0.1:8000"
+ISSUER = f"http://127.0.0.1:{free_port()}"  # nothing listens here
 TEMPLATES = Path(__file__).resolve().parents[2] / "examples" / "acme_console" / "templates"
 
 
@@ -43,14 +37,9 @@ def make_config(**changes: object) -> AcmeConfig:
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
-def refuse(request: http.Request) -> http.Response:
-    raise http.ConnectError("provider is not running", request=request)
-
-
 @pytest.fixture
 def client() -> TestClient:
-    app = create_app(make_config(), transport=http.MockTransport(refuse))
-    return TestClient(app, base_url=BASE_URL, follow_redirects=False)
+    return TestClient(create_app(make_config()), base_url=BASE_URL, follow_redirects=False)
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -60,8 +49,8 @@ def test_config_derives_redirect_uris_from_base_url() -> None:
     config = make_config()
     assert config.redirect_uri == "http://127.0.0.1:8001/callback"
     assert config.post_logout_redirect_uri == "http://127.0.0.1:8001/"
-    assert config.server_metadata_url == "http://127.0.0.1:8000/.well-known/openid-configuration"
-    assert config.reveal_max_age == 120
+    assert config.server_metadata_url == f"{ISSUER}/.well-known/openid-configuration"
+    assert config.policy_file == DEFAULT_POLICY_FILE
     assert config.scope == "openid email"
     assert config.https_only is False
 
@@ -79,12 +68,6 @@ def test_config_repr_hides_secrets() -> None:
     assert "0123456789abcdef" not in text
 
 
-def test_config_is_frozen() -> None:
-    config = make_config()
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config.issuer = "http://evil.example"  # type: ignore[misc]
-
-
 @pytest.mark.parametrize(
     "changes",
     [
@@ -92,7 +75,7 @@ def test_config_is_frozen() -> None:
         {"base_url": "ftp://acme.example"},
         {"base_url": "http://acme.example/?next=x"},
         {"session_secret": "short"},
-        {"reveal_max_age": 0},
+        {"policy_file": Path("/no/such/actions.toml")},
         {"scope": "email"},
         {"client_id": ""},
     ],
@@ -102,68 +85,122 @@ def test_config_rejects_unusable_values(changes: dict[str, object]) -> None:
         make_config(**changes)
 
 
-# --- freshness arithmetic -------------------------------------------------------------------
+# --- the shared catalog ---------------------------------------------------------------------
+
+
+def test_catalog_names_the_three_actions() -> None:
+    policies = load_policies_file(DEFAULT_POLICY_FILE)
+    assert set(policies) == {"api_key.reveal", "billing.update", "account.delete"}
+    reveal, billing, delete = (
+        policies["api_key.reveal"],
+        policies["billing.update"],
+        policies["account.delete"],
+    )
+    assert (reveal.label, reveal.max_age, reveal.bind) == ("reveal an API key", 600, False)
+    assert (billing.label, billing.max_age, billing.bind) == ("change billing details", 300, False)
+    assert (delete.label, delete.max_age, delete.bind) == ("delete your Acme account", 120, True)
+    assert delete.amr == {"hwk", "swk", "otp"}
+    assert not reveal.amr and not billing.amr
+
+
+def test_provider_reads_the_same_catalog() -> None:
+    provider_side = catalog(str(DEFAULT_POLICY_FILE))
+    for name, policy in load_policies_file(DEFAULT_POLICY_FILE).items():
+        assert provider_side[name] == policy
+    assert "account.method.add" in provider_side  # FreshID's own account actions stay
+
+
+# --- wording --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [
-        (0, "0 seconds"),
-        (1, "1 second"),
-        (59, "59 seconds"),
-        (60, "1 minute"),
-        (61, "1 minute 1 second"),
-        (120, "2 minutes"),
-        (125, "2 minutes 5 seconds"),
-        (3_600, "1 hour"),
-        (3_725, "1 hour 2 minutes 5 seconds"),
-        (90_061, "1 day 1 hour 1 minute 1 second"),
-        (-5, "0 seconds"),
-    ],
-)
-def test_format_duration(seconds: int, text: str) -> None:
-    assert format_duration(seconds) == text
-
-
-def test_proof_age_text_reads_minutes_and_seconds() -> None:
-    assert proof_age_text(1_000, 1_125) == "You last proved it's you 2 minutes 5 seconds ago"
-    assert proof_age_text(1_000, 1_000.9) == "You last proved it's you 0 seconds ago"
-
-
-def test_proof_age_never_goes_negative() -> None:
-    # A provider clock a little ahead of ours must not produce "-3 seconds ago".
-    assert proof_age_seconds(1_003, 1_000) == 0
+    [(30, "30 seconds"), (60, "1 minute"), (120, "2 minutes"), (600, "10 minutes"),
+     (5400, "1 hour 30 minutes"), (3600, "1 hour")],
+)  # fmt: skip
+def test_duration(seconds: int, text: str) -> None:
+    assert duration(seconds) == text
 
 
 @pytest.mark.parametrize(
-    ("auth_time", "now", "expected"),
+    ("seconds", "text"),
+    [(-3, "just now"), (0, "just now"), (9, "just now"), (10, "10 seconds ago"),
+     (59, "59 seconds ago"), (180, "3 min ago"), (719, "11 min ago"), (3600, "1 h ago"),
+     (3900, "1 h 5 min ago"), (2 * 86400 + 5, "2 days ago")],
+)  # fmt: skip
+def test_ago(seconds: int, text: str) -> None:
+    assert ago(seconds) == text
+
+
+def test_age_is_never_negative() -> None:
+    assert age(-5) == "0 seconds"
+    assert age(1) == "1 second"
+
+
+def test_requirements_read_as_sentences() -> None:
+    policies = load_policies_file(DEFAULT_POLICY_FILE)
+    assert requirement(policies["api_key.reveal"]) == "Needs a sign-in within 10 minutes"
+    assert requirement(policies["billing.update"]) == "Needs a sign-in within 5 minutes"
+    assert requirement(policies["account.delete"]) == (
+        "Needs a passkey or authenticator code within 2 minutes, just for this action"
+    )
+
+
+@pytest.mark.parametrize(
+    ("amr", "text", "banner"),
     [
-        (1_000, 1_000, False),  # just proved it
-        (1_000, 1_119, False),
-        (1_000, 1_120, False),  # exactly max_age old still counts (OIDC: "greater than")
-        (1_000, 1_121, True),
-        (1_000, 5_000, True),
-        (None, 1_000, True),  # no auth_time proves nothing
-        (1_050, 1_000, False),  # within clock skew
-        (2_000, 1_000, True),  # far in the future: not believable
+        (("pwd",), "password", "with your password"),
+        (("hwk", "user"), "passkey", "with your passkey"),
+        (("swk", "user", "mfa"), "passkey", "with your passkey"),
+        (("pwd", "otp", "mfa"), "password and authenticator code", None),
+        (("email",), "emailed code", "with your emailed code"),
+        ((), "an unstated method", ""),
     ],
 )
-def test_needs_step_up(auth_time: int | None, now: int, expected: bool) -> None:
-    assert needs_step_up(auth_time, now, 120) is expected
+def test_methods_in_words(amr: tuple[str, ...], text: str, banner: str | None) -> None:
+    assert methods_text(amr) == text
+    if banner is not None:
+        assert proof_method(amr) == banner
+
+
+def test_navigation_sections() -> None:
+    assert section_of("/") == "/"
+    assert section_of("/projects/rocket-launcher/keys/key-1") == "/"
+    assert section_of("/billing/confirm") == "/billing"
+    assert section_of("/account/delete/confirm") == "/account/delete"
+    assert section_of("/callback") is None
 
 
 # --- signed-out pages -----------------------------------------------------------------------
 
 
-def test_signed_out_home_renders_sign_in(client: TestClient) -> None:
+def test_signed_out_home_is_the_welcome_page(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "Sign in with FreshID" in response.text
     assert 'href="/login"' in response.text
-    assert 'href="/static/acme.css"' in response.text
+    assert "within 10 minutes" in response.text and "within 5 minutes" in response.text
     assert "Sign out" not in response.text
     assert '<html lang="en">' in response.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/billing", "/activity", "/account/delete", "/projects/rocket-launcher",
+     "/projects/rocket-launcher/keys/key-1", "/billing/confirm", "/account/delete/confirm"],
+)  # fmt: skip
+def test_signed_out_pages_go_to_sign_in(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize("path", ["/billing", "/account/delete", "/account/new"])
+def test_signed_out_posts_change_nothing(client: TestClient, path: str) -> None:
+    response = client.post(path, data={"csrf_token": "x"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
 
 
 def test_pages_send_security_headers(client: TestClient) -> None:
@@ -193,17 +230,10 @@ def test_templates_have_no_inline_scripts_or_styles() -> None:
         assert not re.search(r"\son[a-z]+=", text), template.name
 
 
-def test_api_key_signed_out_goes_to_sign_in(client: TestClient) -> None:
-    response = client.get("/api-key")
-    assert response.status_code == 303
-    assert response.headers["location"] == "/login"
-
-
 def test_session_cookie_is_named_and_scoped(client: TestClient) -> None:
-    response = client.get("/api-key")  # remembers the pending action, so sets the cookie
+    response = client.get("/billing")  # remembers where to come back, so sets the cookie
     set_cookie = response.headers["set-cookie"]
     assert set_cookie.startswith("acme_session=")
-    assert "freshid_" not in set_cookie
     assert "httponly" in set_cookie.lower()
     assert "samesite=lax" in set_cookie.lower()
     assert "secure" not in set_cookie.lower()  # base_url is http
