@@ -308,6 +308,18 @@ class TestActionPolicy:
         outcome = decide(session(1), req(), NOW, policy=self.delete, offers=(PASSWORD, TOTP))
         assert isinstance(outcome, Authenticate) and outcome.methods == ("totp",)
 
+    def test_unprovable_action_is_refused_before_asking_for_any_proof(self) -> None:
+        # max_age=0 (as the guard sends for bound actions) must not lead to a password prompt
+        # that could never satisfy "passkey or authenticator code".
+        outcome = decide(session(999), req(max_age=0), NOW, policy=self.delete, offers=(PASSWORD,))
+        assert isinstance(outcome, Deny) and outcome.error is UnmetAuthenticationRequirements
+
+    def test_reproof_offers_only_methods_the_action_accepts(self) -> None:
+        outcome = decide(
+            session(999), req(max_age=0), NOW, policy=self.delete, offers=(PASSWORD, TOTP)
+        )
+        assert isinstance(outcome, Authenticate) and outcome.methods == ("totp",)
+
     def test_user_without_an_accepted_method(self) -> None:
         outcome = decide(session(1), req(), NOW, policy=self.delete, offers=(PASSWORD,))
         assert isinstance(outcome, Deny) and outcome.error is UnmetAuthenticationRequirements

@@ -171,9 +171,30 @@ def check_hint_subject(ctx: Context) -> Authenticate | None:
     return None
 
 
+def _fitting(ctx: Context) -> tuple[str, ...]:
+    """Methods for a re-proof: any, or under an action policy only those that can satisfy it."""
+    if ctx.policy is None:
+        return _offers_reaching(ctx, None)
+    return _offers_reaching(ctx, ctx.policy.min_acr, ctx.policy.amr)
+
+
+def check_policy_reachable(ctx: Context) -> Deny | None:
+    """Refuse up front an action this account has no way to prove, rather than asking for a
+    proof that could never be enough."""
+    policy = ctx.policy
+    if policy is None or ctx.session is None or not (policy.min_acr or policy.amr):
+        return None
+    if _offers_reaching(ctx, policy.min_acr, policy.amr) or not _policy_unmet(ctx):
+        return None
+    return Deny(
+        UnmetAuthenticationRequirements,
+        f"the action {policy.action} needs a sign-in method this account does not have",
+    )
+
+
 def check_prompt_login(ctx: Context) -> Authenticate | None:
     if "login" in ctx.request.prompt and not _proved_in_this_interaction(ctx):
-        return Authenticate("prompt_login", _offers_reaching(ctx, None), max_age=0)
+        return Authenticate("prompt_login", _fitting(ctx), max_age=0)
     return None
 
 
@@ -188,7 +209,7 @@ def check_max_age(ctx: Context) -> Authenticate | None:
     req = ctx.request
     max_age = req.max_age if req.max_age is not None else req.client_default_max_age
     if _age_exceeded(ctx, max_age):
-        return Authenticate("max_age", _offers_reaching(ctx, None), max_age=max_age)
+        return Authenticate("max_age", _fitting(ctx), max_age=max_age)
     return None
 
 
@@ -225,18 +246,22 @@ def check_voluntary_acr(ctx: Context) -> Authenticate | None:
     return Authenticate("acr", methods) if methods else None
 
 
-def check_action_policy(ctx: Context) -> Authenticate | Deny | None:
+def _policy_unmet(ctx: Context) -> bool:
     policy, session = ctx.policy, ctx.session
-    if policy is None or session is None:
-        return None
-    methods = _offers_reaching(ctx, policy.min_acr, policy.amr)
+    assert policy is not None and session is not None
     stale = _age_exceeded(ctx, policy.max_age)
     weak = policy.min_acr is not None and not levels.satisfies(session.acr, policy.min_acr)
     wrong_method = bool(policy.amr) and not (policy.amr & set(session.amr))
     # A bound action (RFC 9396) needs a proof made for it: in this very interaction.
     unbound = policy.bind and not _proved_in_this_interaction(ctx)
-    if not (stale or weak or wrong_method or unbound):
+    return stale or weak or wrong_method or unbound
+
+
+def check_action_policy(ctx: Context) -> Authenticate | Deny | None:
+    policy, session = ctx.policy, ctx.session
+    if policy is None or session is None or not _policy_unmet(ctx):
         return None
+    methods = _offers_reaching(ctx, policy.min_acr, policy.amr)
     if not methods:
         return Deny(
             UnmetAuthenticationRequirements,
@@ -249,6 +274,7 @@ CHECKS: tuple[Check, ...] = (
     check_prompt_values,
     check_session_present,
     check_hint_subject,
+    check_policy_reachable,
     check_prompt_login,
     check_max_age,
     check_essential_acr,
