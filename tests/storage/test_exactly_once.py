@@ -133,3 +133,36 @@ def test_event_rolls_back_with_its_change(db: Database) -> None:
     with db.read() as conn:
         assert users.by_email(conn, "ghost@example.com") is None
         assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one() == 0
+
+
+def test_ending_a_session_ends_its_tokens_but_not_offline_ones(db: Database) -> None:
+    code, client_id = _grant_with_code(db)
+    with db.write() as conn:
+        record = grants.find_code(conn, code)
+        assert record is not None
+        online = record.grant
+        offline_code = grants.create_with_code(
+            conn,
+            client_id=client_id,
+            user_id=online.user_id,
+            session_id=online.session_id,
+            scope="openid offline_access",
+            auth_time=NOW,
+            acr=ACR_1FA,
+            amr=("pwd",),
+            offline=True,
+            redirect_uri="https://rp.example/cb",
+            nonce=None,
+            code_challenge=None,
+            now=NOW,
+            code_ttl=60,
+            grant_ttl=3600,
+        )
+        offline = grants.find_code(conn, offline_code)
+        assert offline is not None
+        grants.record_access_token(conn, "online-jti", online.id, NOW + 600)
+        grants.record_access_token(conn, "offline-jti", offline.grant.id, NOW + 600)
+        sessions.revoke(conn, online.session_id, "logout", NOW + 1, online.user_id)
+    with db.read() as conn:
+        assert grants.access_token_active(conn, "online-jti", NOW + 2) is None
+        assert grants.access_token_active(conn, "offline-jti", NOW + 2) is not None

@@ -307,3 +307,27 @@ def record_reuse(conn: Connection, grant: Grant, kind: EventType, now: int) -> N
         client_id=grant.client_id,
         grant_id=grant.id,
     )
+
+
+def revoke_for_session(conn: Connection, session_id: str, reason: str, now: int) -> None:
+    """A session ended: its grants end too (access tokens included), except ``offline_access``
+    ones, which exist precisely to outlive the browser session."""
+    ended = sa.select(grants.c.id).where(
+        grants.c.session_id == session_id,
+        grants.c.offline.is_(False),
+        grants.c.revoked_at.is_(None),
+    )
+    conn.execute(
+        access_tokens.update()
+        .where(access_tokens.c.grant_id.in_(ended), access_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    conn.execute(
+        grants.update()
+        .where(
+            grants.c.session_id == session_id,
+            grants.c.offline.is_(False),
+            grants.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now, revoked_reason=reason)
+    )

@@ -12,6 +12,7 @@ from freshid.events import outbox
 from freshid.events.catalog import EventType
 from freshid.methods.base import CompletedMethod
 from freshid.sessions.model import AuthenticationEvent, Session, combine
+from freshid.storage import grants as grant_store
 from freshid.storage.tables import session_authentications, sessions
 from freshid.tokens.secrets import digest, new_token
 
@@ -217,6 +218,7 @@ def revoke(
         .values(revoked_at=now, revoked_reason=reason)
     )
     if result.rowcount:
+        grant_store.revoke_for_session(conn, session_id, f"session_{reason}", now)
         outbox.record(
             conn,
             EventType.SESSION_REVOKED,

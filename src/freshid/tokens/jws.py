@@ -88,7 +88,8 @@ def verify(
     """Verify signature and header rules; returns the payload. Claims are the caller's job."""
     header = peek_header(token)
     alg = header.get("alg")
-    if alg not in allowed_algs or alg != "ES256":
+    # isinstance first: a JSON array or object as "alg" is unhashable in a set lookup.
+    if not isinstance(alg, str) or alg not in allowed_algs or alg != "ES256":
         raise JWSError(f"algorithm {alg!r} is not allowed")
     if _FORBIDDEN_HEADERS & header.keys():
         raise JWSError("forbidden header parameter")

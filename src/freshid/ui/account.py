@@ -32,6 +32,13 @@ from freshid.ui.pages import error_page, render
 from freshid.ui.reasons import duration
 
 PASSKEY_REGISTRATION = "passkey-reg"
+METHOD_NAMES = {
+    "password": "Password",
+    "email_code": "Code by email",
+    "totp": "Authenticator app",
+    "recovery_code": "Recovery code",
+    "passkey": "Passkey",
+}
 NOTICES = {
     "passkey_added": "Your passkey was added.",
     "totp_added": "Your authenticator app is set up.",
@@ -157,7 +164,7 @@ async def show(request: Request) -> Response:
             "created": _ago(now, s.session.created_at),
             "last_seen": _ago(now, s.session.last_seen_at),
             "proof_age": _ago(now, s.session.auth_time),
-            "methods": ", ".join(s.session.methods),
+            "methods": ", ".join(METHOD_NAMES.get(m, m) for m in s.session.methods),
             "user_agent": s.user_agent,
             "revoke_url": None
             if s.session.id == current.id

@@ -8,10 +8,14 @@ interaction, and an unknown address gets the same page as a known one (no enumer
 
 from __future__ import annotations
 
+import hmac
+
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from freshid.events import outbox
+from freshid.events.catalog import EventType
 from freshid.methods import email_code
 from freshid.methods.base import MethodFailed
 from freshid.provider import Provider
@@ -26,6 +30,43 @@ from freshid.ui.pages import error_page, render
 SENDS = "email-code-sends"
 MAX_SENDS = 5
 SEND_WINDOW = 900
+DEAD_LINK = {
+    "used": (
+        "This sign-in link was already used",
+        "Each link works once. If you still need to sign in, go back to the app and start again.",
+    ),
+    "superseded": (
+        "This sign-in link was replaced",
+        "A newer code was sent. Use the link or code from the latest email.",
+    ),
+    "expired": (
+        "This sign-in link has expired",
+        "Links work for 10 minutes. Go back to the app and request a new code.",
+    ),
+}
+
+
+def _matches_any(code: str, records: list[email_code.StoredEmailCode]) -> bool:
+    """Whether ``code`` is the code of one of ``records`` (replaced codes of this flow)."""
+    cleaned = code.replace(" ", "")
+    if len(cleaned) != email_code.CODE_DIGITS or not (cleaned.isascii() and cleaned.isdigit()):
+        return False
+    found = False
+    for r in records:
+        digest = email_code.code_digest(r.id, cleaned)
+        found |= hmac.compare_digest(digest.encode("ascii"), r.code_digest.encode("ascii"))
+    return found
+
+
+def _dead_link(record: email_code.StoredEmailCode, now: int) -> str | None:
+    """Why a link can no longer sign in, whatever browser opens it (None: it still can)."""
+    if record.used_at is not None:
+        return "used"
+    if record.superseded:
+        return "superseded"
+    if now >= record.expires_at:
+        return "expired"
+    return None
 
 
 async def send(request: Request) -> Response:
@@ -39,7 +80,9 @@ async def send(request: Request) -> Response:
     outcome = interaction.current_outcome(provider, loaded)
     login = interaction.wants_login(loaded, outcome)
     if login:
-        address = user_store.normalise_email(form.get("email", ""))[:320]
+        # "Send a new code" on the code page carries no address: reuse the one asked for.
+        asked = form.get("email") or loaded.params.get("email") or ""
+        address = user_store.normalise_email(asked)[:320]
     else:
         assert loaded.signed_in is not None
         address = loaded.signed_in.user.email
@@ -104,15 +147,20 @@ async def verify(request: Request) -> Response:
     if isinstance(form, Response):
         return form
 
-    def reserve(conn: Connection) -> tuple[email_code.StoredEmailCode, str | None] | None:
+    code = form.get("code", "")[:32]
+
+    def reserve(
+        conn: Connection,
+    ) -> tuple[tuple[email_code.StoredEmailCode, str | None] | None, bool]:
         found = code_store.current(conn, loaded.id)
         if found is None:
-            return None
+            return None, False
         record = code_store.reserve_attempt(conn, found[0].id)
-        return (record, found[1]) if record else None
+        replaced = code_store.superseded(conn, loaded.id)
+        return ((record, found[1]) if record else None), _matches_any(code, replaced)
 
-    reserved = await provider.write(reserve)
-    return await _complete(provider, request, loaded, reserved, form.get("code", "")[:32], None)
+    reserved, replaced = await provider.write(reserve)
+    return await _complete(provider, request, loaded, reserved, code, None, replaced=replaced)
 
 
 async def _complete(
@@ -122,6 +170,8 @@ async def _complete(
     reserved: tuple[email_code.StoredEmailCode, str | None] | None,
     code: str | None,
     link_token: str | None,
+    *,
+    replaced: bool = False,
 ) -> Response:
     now = provider.now()
     reason = "no_code"
@@ -157,7 +207,8 @@ async def _complete(
             else:
                 reason = "unknown_user"
         except MethodFailed as exc:
-            reason = exc.reason
+            # A code from an earlier email of this flow: say a newer one was sent.
+            reason = "superseded" if exc.reason == "invalid_code" and replaced else exc.reason
     messages = {
         "expired": "That code has expired. Request a new one.",
         "used": "That code was already used. Request a new one.",
@@ -189,6 +240,9 @@ async def link_page(request: Request) -> Response:
             "This sign-in link is not valid",
             "It may have expired or been replaced by a newer one. Request a new code.",
         )
+    dead = _dead_link(found[0], provider.now())
+    if dead is not None:
+        return error_page(*DEAD_LINK[dead])
     browser, fresh = cookies.browser_id(request, provider.settings)
     response = render(
         "email_link.html",
@@ -220,6 +274,24 @@ async def link_confirm(request: Request) -> Response:
         )
     record, iid, user_id, _address = found
     loaded = await interaction.load(provider, request, iid)
+    dead = _dead_link(record, provider.now())
+    if isinstance(loaded, Response) and dead is not None:
+        # Its sign-in is over (used, replaced or expired): say so, and record the attempt.
+        now = provider.now()
+        ctx = forms.request_context(request, provider, None)
+        await provider.write(
+            lambda conn: outbox.record(
+                conn,
+                EventType.AUTHENTICATION_FAILED,
+                now,
+                user_id=user_id,
+                method="email_code",
+                reason=dead,
+                ip=ctx.ip,
+                user_agent=ctx.user_agent,
+            )
+        )
+        return error_page(*DEAD_LINK[dead])
     if isinstance(loaded, Response):
         return error_page(
             "Open this link where you started",

@@ -1,8 +1,9 @@
 """Authenticator-app codes (RFC 6238) and recovery codes, as a second factor or a re-proof.
 
 Both share one attempt cap per user (:data:`freshid.methods.totp.MAX_ATTEMPTS` per window), counted
-before checking, so parallel guesses cannot exceed it. A TOTP step and a recovery code are each
-consumed by a conditional UPDATE in the transaction that records the success.
+before checking, so parallel guesses cannot exceed it; a success clears the count, so a user's own
+step-ups never lock them out. A TOTP step and a recovery code are each consumed by a conditional
+UPDATE in the transaction that records the success.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from freshid.ui import forms, interaction
 ATTEMPTS = "second-factor"
 
 
-async def _prepare(request: Request) -> tuple[Provider, interaction.Loaded, str] | Response:
+def _give_back(conn: Connection, user_id: str) -> None:
+    """A success ends the run of attempts: the cap is on guesses, not on a user's own step-ups."""
+    throttle.clear(conn, ATTEMPTS, user_id)
+
+
+async def _prepare(
+    request: Request, method: str
+) -> tuple[Provider, interaction.Loaded, str] | Response:
     provider: Provider = request.app.state.provider
     loaded = await interaction.load(provider, request, request.path_params["iid"])
     if isinstance(loaded, Response):
@@ -34,7 +42,7 @@ async def _prepare(request: Request) -> tuple[Provider, interaction.Loaded, str]
             provider,
             request,
             loaded,
-            method="totp",
+            method=method,
             reason="no_session",
             user=None,
             message="Sign in first.",
@@ -44,7 +52,7 @@ async def _prepare(request: Request) -> tuple[Provider, interaction.Loaded, str]
 
 
 async def submit(request: Request) -> Response:
-    prepared = await _prepare(request)
+    prepared = await _prepare(request, "totp")
     if isinstance(prepared, Response):
         return prepared
     provider, loaded, code = prepared
@@ -70,14 +78,19 @@ async def submit(request: Request) -> Response:
             message="Too many attempts. Wait a few minutes, then try again.",
             status_code=429,
         )
+    reason = "invalid_code"
     for cred in creds:
         try:
             step = totp.verify(cred.secret or "", code, now, cred.last_used_step)
-        except MethodFailed:
+        except MethodFailed as exc:
+            reason = "replayed_code" if exc.reason == "replayed_code" else reason
             continue
 
         def consume(conn: Connection, cred_id: str = cred.id, step: int = step) -> bool:
-            return credential_store.use_totp_step(conn, cred_id, step, now)
+            if not credential_store.use_totp_step(conn, cred_id, step, now):
+                return False
+            _give_back(conn, user.id)
+            return True
 
         return await interaction.succeed(
             provider, request, loaded, user, totp.completed(now), consume
@@ -87,14 +100,18 @@ async def submit(request: Request) -> Response:
         request,
         loaded,
         method="totp",
-        reason="invalid_code",
+        reason=reason,
         user=user,
-        message="That code is not right. Try the current one.",
+        message=(
+            "That code was already used. Wait for the next one."
+            if reason == "replayed_code"
+            else "That code is not right. Try the current one."
+        ),
     )
 
 
 async def recovery(request: Request) -> Response:
-    prepared = await _prepare(request)
+    prepared = await _prepare(request, "recovery_code")
     if isinstance(prepared, Response):
         return prepared
     provider, loaded, code = prepared
@@ -131,7 +148,10 @@ async def recovery(request: Request) -> Response:
         )
 
     def consume(conn: Connection) -> bool:
-        return credential_store.use_recovery_code(conn, user.id, digest, now)
+        if not credential_store.use_recovery_code(conn, user.id, digest, now):
+            return False
+        _give_back(conn, user.id)
+        return True
 
     return await interaction.succeed(
         provider, request, loaded, user, recovery_codes.completed(now), consume
