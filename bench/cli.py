@@ -9,6 +9,7 @@ import time
 
 from bench import es256, stepup
 from bench import guard as guard_bench
+from bench import methods as method_bench
 from bench.flows import Browser
 from bench.load import LoadResult
 from bench.plan import FULL, QUICK, Plan
@@ -107,6 +108,21 @@ def guard_rows(r: guard_bench.GuardResult, plan: Plan) -> list[Row]:
             ratio(r.route_cached / r.route_open),
             "in-process ASGI calls (goal 0.8x)",
         ),
+    ]
+
+
+def method_rows(costs: list[method_bench.MethodCost], plan: Plan) -> list[Row]:
+    how = f"best of {plan.es256_rounds} rounds"
+    return [
+        Row(
+            f"method verify: {c.method}",
+            "-",
+            f"{rate(c.freshid)} ({us(1 / c.freshid)}/op)",
+            f"{rate(c.raw)} {c.raw_name} ({us(1 / c.raw)}/op)",
+            ratio(c.freshid / c.raw),
+            f"{how}; the pure method core, in-process, no HTTP or SQL",
+        )
+        for c in costs
     ]
 
 
@@ -245,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         sign_rate = signing.sign
         progress("freshid_guard: verification, cache hits, protected route")
         rows += guard_rows(guard_bench.run(plan, int(time.time())), plan)
+        progress("authentication methods: verify cost against raw primitives")
+        rows += method_rows(method_bench.run(plan), plan)
         with sqlite_store() as store:
             rows += store_rows(store, plan, sign_rate)
         if postgres_url:
