@@ -164,7 +164,8 @@ def test_a_fresh_proof_reveals_the_key_directly_and_leaves_evidence(
     assert "Your last proof covers this for 9 minutes." in walker.text
     walker.get(f"{stack.app_url}/projects/rocket-launcher/keys/key-1")
     assert not went_to_authorize(walker)
-    assert "Shown because you proved it's you 30 seconds ago." in walker.text
+    # 30 s, give or take the seconds a busy machine takes to get here.
+    assert re.search(r"Shown because you proved it's you 3\d seconds ago\.", walker.text)
     sub = cookie_session(walker)["user"]["sub"]
     account = stack.console.workspaces.get(sub)
     assert account is not None
@@ -288,8 +289,9 @@ def test_deletion_needs_a_passkey_or_an_authenticator_app(
     sign_in(walker, stack, email)
     walker.get(f"{stack.app_url}/account/delete")
     walker.submit(r"/account/delete$", understood="yes")
-    # FreshID asks for a proof; a password is all this user has, and it cannot do.
-    confirm_with_password(walker)
+    # A password is all this user has, and it cannot do: FreshID refuses at once, without
+    # asking for a proof that could never be enough.
+    assert "unmet_authentication_requirements" in walker.url
     assert walker.page is not None and walker.page.status_code == 403
     assert "A passkey or authenticator app is needed" in walker.text
     assert f'href="{stack.idp_url}/account"' in walker.text
