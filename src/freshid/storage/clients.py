@@ -33,6 +33,10 @@ class Client:
 
 
 def check_redirect_uri(uri: str) -> str:
+    # Before parsing: urlsplit silently drops tab, CR and LF, so it would vouch for a URI that is
+    # stored, and later compared and redirected to, with them in it.
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in uri):
+        raise ValueError("redirect URI must not contain spaces or control characters")
     parts = urlsplit(uri)
     if not parts.scheme or (parts.scheme in {"http", "https"} and not parts.netloc):
         raise ValueError(f"redirect URI must be absolute: {uri}")

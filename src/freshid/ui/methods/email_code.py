@@ -8,8 +8,14 @@ interaction, and an unknown address gets the same page as a known one (no enumer
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
+import logging
+from collections.abc import Callable
+from email.message import EmailMessage
 
+import anyio
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -27,6 +33,7 @@ from freshid.storage import users as user_store
 from freshid.ui import forms, interaction
 from freshid.ui.pages import error_page, render
 
+log = logging.getLogger("freshid.mail")
 SENDS = "email-code-sends"
 MAX_SENDS = 5
 SEND_WINDOW = 900
@@ -125,7 +132,8 @@ async def send(request: Request) -> Response:
         )
     if user is not None:
         link = f"{provider.issuer}/email/confirm/{issued.link_token}"
-        message = email_code.compose(
+        compose = functools.partial(
+            email_code.compose,
             address,
             issued.code,
             link,
@@ -134,8 +142,24 @@ async def send(request: Request) -> Response:
             now,
             mail_from=provider.settings.mail_from,
         )
-        await provider.mailer.send(message)
+        # Composed and delivered in the background: doing either here, and only for known
+        # addresses, would let the response time tell which addresses have accounts.
+        task = asyncio.get_running_loop().create_task(_deliver(provider, compose))
+        _DELIVERIES.add(task)
+        task.add_done_callback(_DELIVERIES.discard)
     return RedirectResponse(f"/interaction/{loaded.id}?method=email_code_sent", status_code=303)
+
+
+_DELIVERIES: set[asyncio.Task[None]] = set()
+"""Deliveries in flight (the event loop keeps only weak references to tasks)."""
+
+
+async def _deliver(provider: Provider, compose: Callable[[], EmailMessage]) -> None:
+    try:
+        message = await anyio.to_thread.run_sync(compose)
+        await provider.mailer.send(message)
+    except Exception as exc:  # the user can ask for a new code; the page must not fail
+        log.warning("emailed code not delivered: %s", type(exc).__name__)
 
 
 async def verify(request: Request) -> Response:
