@@ -32,6 +32,7 @@ from freshid.ui.methods import email_code as email_page
 from freshid.ui.methods import passkey as passkey_page
 from freshid.ui.methods import password as password_page
 from freshid.ui.methods import totp as totp_page
+from freshid.ui.methods import upstream as upstream_page
 from freshid.ui.pages import STATIC_DIR, error_page
 from freshid.web.access_log import AccessLog
 from freshid.web.security import SecurityHeaders
@@ -99,6 +100,13 @@ def create_app(
         Route("/interaction/{iid}/passkey", passkey_page.submit, methods=["POST"]),
         Route("/interaction/{iid}/email/send", email_page.send, methods=["POST"]),
         Route("/interaction/{iid}/email/verify", email_page.verify, methods=["POST"]),
+        Route("/interaction/{iid}/fed/{cid}", upstream_page.start, methods=["POST"]),
+        Route("/interaction/{iid}/sso", upstream_page.sso, methods=["POST"]),
+        Route("/federation/{cid}/callback", upstream_page.callback),
+        Route("/federation/{cid}/saml/acs", upstream_page.saml_acs, methods=["POST"]),
+        Route("/federation/{cid}/saml/finish", upstream_page.saml_finish),
+        Route("/federation/{cid}/saml/metadata", upstream_page.saml_metadata),
+        Route("/account/federation/{cid}/link", upstream_page.link_start, methods=["GET", "POST"]),
         Route("/email/confirm/{token}", email_page.link_page),
         Route("/email/confirm/{token}", email_page.link_confirm, methods=["POST"]),
         Route("/account", account.show),

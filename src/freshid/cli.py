@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from freshid.clock import SystemClock
 from freshid.events.catalog import EventType
+from freshid.federation import cli as federation_cli
 from freshid.methods.password import PasswordMethod
 from freshid.settings import Settings, SettingsError, load_settings
 from freshid.storage import clients as client_store
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("rotate")
     keys.add_parser("list")
+
+    federation_cli.add_parser(sub)
 
     ev = sub.add_parser("events", help="read events").add_subparsers(dest="action", required=True)
     el = ev.add_parser("list")
@@ -257,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _db(settings)
         print("freshid: schema is up to date")
         return 0
+    if args.command == "connections":
+        return federation_cli.run(args, settings, lambda: _db(settings))
     handlers = {"users": _users, "clients": _clients, "keys": _keys, "events": _events}
     return handlers[args.command](args, settings)
 

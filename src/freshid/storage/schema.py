@@ -6,6 +6,7 @@ module added by a feature must be imported below.
 
 from __future__ import annotations
 
+from freshid.storage import tables_federation  # noqa: F401  (federation tables)
 from freshid.storage.tables import metadata
 
 __all__ = ["metadata"]

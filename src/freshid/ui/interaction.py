@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from freshid.events import outbox
 from freshid.events.catalog import EventType
+from freshid.federation import choices as federation
 from freshid.freshness import Allow, Authenticate, AuthRequest, Deny, decide
 from freshid.freshness.decision import Outcome
 from freshid.freshness.policy import ActionPolicy
@@ -259,6 +260,7 @@ async def page(
             passkey_options=options,
             passkey_url=passkey_url,
             alternatives=[],
+            **(await provider.read(lambda conn: federation.login_choices(conn, base))),
         )
     signed_in = loaded.signed_in
     assert signed_in is not None
@@ -277,13 +279,19 @@ async def page(
         context.update(action_url=f"{base}/email/verify", resend_url=f"{base}/email/send")
     elif chosen == "recovery_code":
         context["action_url"] = f"{base}/recovery"
+    elif federation.is_federated(chosen):
+        context["action_url"] = f"{base}/fed/{federation.connection_id(chosen)}"
     elif chosen == "passkey":
         allow = await _user_passkeys(provider, signed_in.user.id)
         options, passkey_url = await _passkey_options(provider, loaded, allow)
         context.update(passkey_options=options, action_url=passkey_url)
     current = "email_code" if chosen == "email_code_sent" else chosen
+    labels = dict(LABELS)
+    if any(federation.is_federated(m) for m in offered):
+        labels.update(await provider.read(lambda conn: federation.labels(conn, offered)))
+    context["method_label"] = labels.get(chosen, chosen)
     alternatives = [
-        {"label": LABELS.get(m, m), "href": f"{base}?method={m}"} for m in offered if m != current
+        {"label": labels.get(m, m), "href": f"{base}?method={m}"} for m in offered if m != current
     ]
     age = provider.now() - signed_in.session.auth_time
     return render(

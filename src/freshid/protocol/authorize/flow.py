@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from freshid.errors import OAuthError
+from freshid.federation import choices as federation
 from freshid.freshness import Allow, Authenticate, Deny, MethodOffer, decide
 from freshid.freshness.decision import Outcome
 from freshid.methods import email_code, passkey, password, recovery_codes, totp
@@ -69,6 +70,8 @@ def offers_for(conn: Connection, user: User | None) -> tuple[MethodOffer, ...]:
                 passkey.INFO.rank,
             )
         )
+    # Linked upstream identity providers (OIDC, SAML) that can re-prove it.
+    offers.extend(federation.offers(conn, user.id))
     return tuple(sorted(offers, key=lambda o: -o.rank))
 
 
