@@ -31,6 +31,7 @@ from freshid.methods import passkey
 from freshid.methods.base import CompletedMethod
 from freshid.protocol.authorize import flow
 from freshid.protocol.authorize.request import AuthorizationRequest
+from freshid.protocol.params import Params
 from freshid.provider import Provider
 from freshid.sessions import cookies
 from freshid.sessions.model import Continuation, continuation
@@ -117,6 +118,29 @@ def _loaded(
     # A bound action's policy names what the user is confirming ("... to delete your account").
     policy = provider.policies.get(areq.action) if areq.action else None
     return Loaded(interaction, browser, signed_in, areq, client, policy, None)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A method form posted to an interaction: the interaction and the checked form."""
+
+    provider: Provider
+    loaded: Loaded
+    form: Params
+
+
+async def posted(request: Request) -> Posted | Response:
+    """The interaction named in the path and its form, CSRF-checked; or the page to answer."""
+    from freshid.ui import forms
+
+    provider: Provider = request.app.state.provider
+    loaded = await load(provider, request, request.path_params["iid"])
+    if isinstance(loaded, Response):
+        return loaded
+    form = await forms.read(request, loaded.browser)
+    if isinstance(form, Response):
+        return form
+    return Posted(provider, loaded, form)
 
 
 async def load(provider: Provider, request: Request, iid: str) -> Loaded | Response:

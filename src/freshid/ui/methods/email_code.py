@@ -77,13 +77,10 @@ def _dead_link(record: email_code.StoredEmailCode, now: int) -> str | None:
 
 
 async def send(request: Request) -> Response:
-    provider: Provider = request.app.state.provider
-    loaded = await interaction.load(provider, request, request.path_params["iid"])
-    if isinstance(loaded, Response):
-        return loaded
-    form = await forms.read(request, loaded.browser)
-    if isinstance(form, Response):
-        return form
+    posted = await interaction.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    provider, loaded, form = posted.provider, posted.loaded, posted.form
     outcome = interaction.current_outcome(provider, loaded)
     login = interaction.wants_login(loaded, outcome)
     if login:
@@ -163,13 +160,10 @@ async def _deliver(provider: Provider, compose: Callable[[], EmailMessage]) -> N
 
 
 async def verify(request: Request) -> Response:
-    provider: Provider = request.app.state.provider
-    loaded = await interaction.load(provider, request, request.path_params["iid"])
-    if isinstance(loaded, Response):
-        return loaded
-    form = await forms.read(request, loaded.browser)
-    if isinstance(form, Response):
-        return form
+    posted = await interaction.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    provider, loaded, form = posted.provider, posted.loaded, posted.form
 
     code = form.get("code", "")[:32]
 

@@ -13,21 +13,17 @@ from starlette.responses import Response
 
 from freshid.methods import passkey
 from freshid.methods.base import CompletedMethod, MethodFailed
-from freshid.provider import Provider
 from freshid.storage import challenges as challenge_store
 from freshid.storage import credentials as credential_store
 from freshid.storage import users as user_store
-from freshid.ui import forms, interaction
+from freshid.ui import interaction
 
 
 async def submit(request: Request) -> Response:
-    provider: Provider = request.app.state.provider
-    loaded = await interaction.load(provider, request, request.path_params["iid"])
-    if isinstance(loaded, Response):
-        return loaded
-    form = await forms.read(request, loaded.browser)
-    if isinstance(form, Response):
-        return form
+    posted = await interaction.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    provider, loaded, form = posted.provider, posted.loaded, posted.form
     settings, now = provider.settings, provider.now()
     credential_json = form.get("credential", "")
     cid = request.query_params.get("c", "")[:64]

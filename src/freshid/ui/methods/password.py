@@ -25,13 +25,10 @@ def limits(provider: Provider) -> throttle.Limits:
 
 
 async def submit(request: Request) -> Response:
-    provider: Provider = request.app.state.provider
-    loaded = await interaction.load(provider, request, request.path_params["iid"])
-    if isinstance(loaded, Response):
-        return loaded
-    form = await forms.read(request, loaded.browser)
-    if isinstance(form, Response):
-        return form
+    posted = await interaction.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    provider, loaded, form = posted.provider, posted.loaded, posted.form
     outcome = interaction.current_outcome(provider, loaded)
     login = interaction.wants_login(loaded, outcome)
     if login:

@@ -17,7 +17,7 @@ from freshid.methods.base import MethodFailed
 from freshid.provider import Provider
 from freshid.storage import credentials as credential_store
 from freshid.storage import throttle
-from freshid.ui import forms, interaction
+from freshid.ui import interaction
 
 ATTEMPTS = "second-factor"
 
@@ -30,13 +30,10 @@ def _give_back(conn: Connection, user_id: str) -> None:
 async def _prepare(
     request: Request, method: str
 ) -> tuple[Provider, interaction.Loaded, str] | Response:
-    provider: Provider = request.app.state.provider
-    loaded = await interaction.load(provider, request, request.path_params["iid"])
-    if isinstance(loaded, Response):
-        return loaded
-    form = await forms.read(request, loaded.browser)
-    if isinstance(form, Response):
-        return form
+    posted = await interaction.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    provider, loaded, form = posted.provider, posted.loaded, posted.form
     if loaded.signed_in is None or loaded.switching:
         return await interaction.fail(
             provider,

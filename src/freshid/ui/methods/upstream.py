@@ -131,13 +131,10 @@ def demands_fresh_proof(loaded: interaction.Loaded) -> bool:
 
 async def start(request: Request) -> Response:
     """POST /interaction/{iid}/fed/{cid}: go to the connection's provider."""
-    provider: Provider = request.app.state.provider
-    loaded = await interaction.load(provider, request, request.path_params["iid"])
-    if isinstance(loaded, Response):
-        return loaded
-    form = await forms.read(request, loaded.browser)
-    if isinstance(form, Response):
-        return form
+    posted = await interaction.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    provider, loaded = posted.provider, posted.loaded
     cid = request.path_params["cid"][:24]
     c = await provider.read(lambda db: connection_store.get(db, cid))
     if c is None or not c.enabled:
@@ -147,13 +144,10 @@ async def start(request: Request) -> Response:
 
 async def sso(request: Request) -> Response:
     """POST /interaction/{iid}/sso: home-realm discovery by the domain of the typed address."""
-    provider: Provider = request.app.state.provider
-    loaded = await interaction.load(provider, request, request.path_params["iid"])
-    if isinstance(loaded, Response):
-        return loaded
-    form = await forms.read(request, loaded.browser)
-    if isinstance(form, Response):
-        return form
+    posted = await interaction.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    provider, loaded, form = posted.provider, posted.loaded, posted.form
     email = user_store.normalise_email(form.get("email", ""))[:320]
     c = (
         await provider.read(lambda db: connection_store.for_domain(db, email))
