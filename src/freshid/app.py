@@ -14,7 +14,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from freshid.admin.api import create_api as create_admin_api
+from freshid.admin.api import metrics_endpoint
+from freshid.admin.dashboard import create_dashboard
+from freshid.admin.observability import Observability
 from freshid.clock import Clock
+from freshid.events.worker import background_worker
 from freshid.protocol import (
     discovery,
     end_session,
@@ -71,6 +76,7 @@ def create_app(
     clock: Clock | None = None,
     provider: Provider | None = None,
     migrate_on_start: bool = True,
+    webhook_worker: bool = True,
 ) -> Starlette:
     provider = provider or Provider(settings, clock)
 
@@ -79,7 +85,8 @@ def create_app(
         if migrate_on_start:
             migrate.upgrade(provider.db)
         provider.keyring(refresh=True)
-        yield
+        async with background_worker(provider.db, provider.now, enabled=webhook_worker):
+            yield
         provider.db.dispose()
 
     routes = [
@@ -121,11 +128,15 @@ def create_app(
         Route("/account/sessions/{sid}/revoke", account.session_revoke, methods=["GET", "POST"]),
         Route("/account/logout", account.logout, methods=["POST"]),
         Route("/dev/mail", account.dev_mail),
+        Route("/metrics", metrics_endpoint),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/api/v1", app=create_admin_api(provider)),
+        Mount("/admin", app=create_dashboard(provider)),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(Observability),
             Middleware(AccessLog),
             Middleware(SecurityHeaders, hsts=settings.cookies_secure),
         ],

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from freshid.admin import commands as admin_commands
 from freshid.clock import SystemClock
 from freshid.events.catalog import EventType
 from freshid.federation import cli as federation_cli
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the provider")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--log-format", choices=["text", "json"], default="text")
+    serve.add_argument("--no-worker", action="store_true", help="do not deliver webhooks here")
 
     demo = sub.add_parser("demo", help="run the provider and the Acme Console demo app, seeded")
     demo.add_argument("--port", type=int, default=8000)
@@ -73,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("list")
 
     federation_cli.add_parser(sub)
+    admin_commands.add_parsers(sub)
 
     ev = sub.add_parser("events", help="read events").add_subparsers(dest="action", required=True)
     el = ev.add_parser("list")
@@ -221,8 +225,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from freshid.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, webhook_worker=not args.no_worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.log_format == "json":
+        admin_commands.use_json_logs()
     # uvicorn's access log prints query strings, which carry codes and hints: ours does not.
     uvicorn.run(
         app,
@@ -263,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "connections":
         return federation_cli.run(args, settings, lambda: _db(settings))
     handlers = {"users": _users, "clients": _clients, "keys": _keys, "events": _events}
+    handlers.update(admin_commands.HANDLERS)
     return handlers[args.command](args, settings)
 
 

@@ -1,7 +1,9 @@
 """The outbox: events are inserted on the caller's connection, inside the caller's transaction.
 
 Because the event row commits or rolls back with the change it describes, a reader of the events
-table never sees an event for a change that did not happen, nor misses one that did.
+table never sees an event for a change that did not happen, nor misses one that did. Each row is
+appended to the audit chain as it is written (:mod:`freshid.events.chain`), which also makes event
+ids follow commit order.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from freshid.events import chain
 from freshid.events.catalog import EventType
-from freshid.storage.tables import events
 
 
 def record(
@@ -23,14 +25,6 @@ def record(
     session_id: str | None = None,
     client_id: str | None = None,
     **data: Any,
-) -> None:
-    conn.execute(
-        events.insert().values(
-            type=type_.value,
-            occurred_at=now,
-            user_id=user_id,
-            session_id=session_id,
-            client_id=client_id,
-            data=data,
-        )
-    )
+) -> int:
+    """Write one event in the caller's transaction; returns its id."""
+    return chain.append(conn, type_.value, now, user_id, session_id, client_id, data)

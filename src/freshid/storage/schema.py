@@ -6,7 +6,10 @@ module added by a feature must be imported below.
 
 from __future__ import annotations
 
-from freshid.storage import tables_federation  # noqa: F401  (federation tables)
+from freshid.storage import (
+    tables_events,  # noqa: F401  (events feature tables)
+    tables_federation,  # noqa: F401  (federation tables)
+)
 from freshid.storage.tables import metadata
 
 __all__ = ["metadata"]

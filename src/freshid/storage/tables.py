@@ -160,12 +160,15 @@ events = sa.Table(
         primary_key=True,
         autoincrement=True,
     ),
-    sa.Column("type", sa.String(64), nullable=False, index=True),
-    sa.Column("occurred_at", Epoch, nullable=False),
-    sa.Column("user_id", sa.String(64), index=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("occurred_at", Epoch, nullable=False, index=True),
+    sa.Column("user_id", sa.String(64)),
     sa.Column("session_id", sa.String(64)),
     sa.Column("client_id", sa.String(64)),
     sa.Column("data", sa.JSON, nullable=False),
+    # The audit chain (freshid.events.chain): SHA-256 hex of the previous event and of this one.
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 login_failures = sa.Table(

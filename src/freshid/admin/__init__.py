@@ -1,0 +1,1 @@
+"""The admin API (``/api/v1``), its API keys and OpenAPI document, and the admin CLI commands."""
