@@ -38,7 +38,7 @@ def worker_process(database_url: str) -> Iterator[subprocess.Popen[bytes]]:
             "freshid.cli",
             "worker",
             "--attempt-timeout",
-            "5",
+            "3",
             "--lease-slack",
             "1",
             "--poll-interval",

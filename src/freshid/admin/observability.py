@@ -45,6 +45,7 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "freshid_request_id", default=None
 )
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -264,9 +265,10 @@ class Observability:
         try:
             await self.app(scope, receive, wrapped)
         finally:
+            method = str(scope.get("method", ""))
             self.metrics.observe(
                 _route_label(scope, root_path),
-                str(scope.get("method", "")),
+                method if method in _METHODS else "other",  # labels stay a bounded set
                 status,
                 time.perf_counter() - started,
             )
