@@ -198,6 +198,20 @@ def _confirm(ready: Ready, title: str, message: str, action_url: str, button: st
     )
 
 
+async def _confirmed(
+    request: Request, action: str, path: str, title: str, message: str, button: str
+) -> Ready | Response:
+    """GET shows what is about to happen (after a fresh proof if needed); POST, checked again,
+    returns the signed-in user ready to act."""
+    if request.method == "GET":
+        ready = await _fresh(request, action, path)
+        if isinstance(ready, Response):
+            return ready
+        return _confirm(ready, title, message, path, button)
+    posted = await _post(request, action, path)
+    return posted if isinstance(posted, Response) else posted[0]
+
+
 # --- passkeys -------------------------------------------------------------------------------
 
 
@@ -385,21 +399,16 @@ async def totp_confirm(request: Request) -> Response:
 
 async def recovery_new(request: Request) -> Response:
     path = "/account/recovery-codes/new"
-    if request.method == "GET":
-        ready = await _fresh(request, "account.recovery_codes.create", path)
-        if isinstance(ready, Response):
-            return ready
-        return _confirm(
-            ready,
-            "Create new recovery codes?",
-            "Your current recovery codes will stop working.",
-            path,
-            "Create new codes",
-        )
-    posted = await _post(request, "account.recovery_codes.create", path)
-    if isinstance(posted, Response):
-        return posted
-    ready, _form = posted
+    ready = await _confirmed(
+        request,
+        "account.recovery_codes.create",
+        path,
+        "Create new recovery codes?",
+        "Your current recovery codes will stop working.",
+        "Create new codes",
+    )
+    if isinstance(ready, Response):
+        return ready
     provider, user = ready.provider, ready.signed_in.user
     now, codes = provider.now(), recovery_codes.generate()
 
@@ -476,21 +485,16 @@ async def credential_remove(request: Request) -> Response:
 async def session_revoke(request: Request) -> Response:
     sid = request.path_params["sid"][:64]
     path = f"/account/sessions/{sid}/revoke"
-    if request.method == "GET":
-        ready = await _fresh(request, "account.session.revoke", path)
-        if isinstance(ready, Response):
-            return ready
-        return _confirm(
-            ready,
-            "Sign out that session?",
-            "Whoever uses it will have to sign in again.",
-            path,
-            "Sign it out",
-        )
-    posted = await _post(request, "account.session.revoke", path)
-    if isinstance(posted, Response):
-        return posted
-    ready, _form = posted
+    ready = await _confirmed(
+        request,
+        "account.session.revoke",
+        path,
+        "Sign out that session?",
+        "Whoever uses it will have to sign in again.",
+        "Sign it out",
+    )
+    if isinstance(ready, Response):
+        return ready
     provider, user = ready.provider, ready.signed_in.user
     now = provider.now()
 
