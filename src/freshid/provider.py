@@ -25,7 +25,7 @@ from freshid.settings import Settings
 from freshid.storage import clients as client_store
 from freshid.storage import keys as key_store
 from freshid.storage.clients import Client
-from freshid.storage.database import Database
+from freshid.storage.database import Busy, Database
 from freshid.tokens.keys import KeyRing
 
 T = TypeVar("T")
@@ -92,6 +92,19 @@ class Provider:
                 return fn(conn)
 
         return await anyio.to_thread.run_sync(run, limiter=self.db_limiter)
+
+    async def write_short(self, fn: Callable[[Connection], T]) -> T:
+        """A write of a few indexed statements and no other I/O (the token endpoint's). On
+        SQLite it runs on the event loop when the store is free at once — the hand-off to a
+        worker thread costs more than such a transaction — and in a worker thread otherwise;
+        PostgreSQL's network round trips always go to a worker thread."""
+        if self.db.sqlite:
+            try:
+                with self.db.try_write() as conn:
+                    return fn(conn)
+            except Busy:
+                pass
+        return await self.write(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:

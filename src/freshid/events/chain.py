@@ -39,6 +39,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from freshid.storage import prepared
+from freshid.storage.prepared import Prepared
 from freshid.storage.tables import events
 from freshid.storage.tables_events import event_chain_head
 
@@ -57,8 +59,9 @@ _LOCK_HEAD = (
 _READ_HEAD = sa.select(event_chain_head.c.last_id, event_chain_head.c.last_hash).where(
     event_chain_head.c.id == HEAD_ID
 )
-_INSERT_EVENT = events.insert()
-_MOVE_HEAD = (
+_LOCK_HEAD_PREPARED = Prepared(_LOCK_HEAD)
+_INSERT_EVENT = prepared.insert(events, tuple(events.c.keys()))  # every column, chain included
+_MOVE_HEAD = Prepared(
     event_chain_head.update()
     .where(event_chain_head.c.id == HEAD_ID)
     .values(last_id=sa.bindparam("new_id"), last_hash=sa.bindparam("new_hash"))
@@ -151,11 +154,12 @@ def _ensure_head(conn: Connection) -> None:
 
 def lock_head(conn: Connection) -> tuple[int, str]:
     """Lock the chain head for the rest of this transaction; returns ``(last_id, last_hash)``."""
-    row = conn.execute(_LOCK_HEAD).first()
+    row = _LOCK_HEAD_PREPARED.first(conn)
     if row is None:
         _ensure_head(conn)
-        row = conn.execute(_LOCK_HEAD).one()
-    return int(row.last_id), str(row.last_hash)
+        row = _LOCK_HEAD_PREPARED.first(conn)
+        assert row is not None  # inserted just now, or by the writer we waited for
+    return int(row["last_id"]), str(row["last_hash"])
 
 
 def read_head(conn: Connection) -> tuple[int, str]:
@@ -183,31 +187,23 @@ def append(
     last_id, prev_hash = lock_head(conn)
     # The JSON column stores what json.dumps makes of the data (tuples become lists); hash
     # exactly what a reader will load back.
-    stored = json.loads(canonical_json(dict(data)))
+    text = canonical_json(dict(data)).decode("utf-8")
+    stored = json.loads(text)
     new_id = last_id + 1
-    digest = event_hash(
+    digest = fields_hash(
+        new_id, type_, occurred_at, user_id, session_id, client_id, stored, prev_hash
+    )
+    _INSERT_EVENT.execute(
+        conn,
         id=new_id,
         type=type_,
         occurred_at=occurred_at,
         user_id=user_id,
         session_id=session_id,
         client_id=client_id,
-        data=stored,
+        data=text,
         prev_hash=prev_hash,
+        hash=digest,
     )
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "id": new_id,
-            "type": type_,
-            "occurred_at": occurred_at,
-            "user_id": user_id,
-            "session_id": session_id,
-            "client_id": client_id,
-            "data": stored,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        },
-    )
-    conn.execute(_MOVE_HEAD, {"new_id": new_id, "new_hash": digest})
+    _MOVE_HEAD.execute(conn, new_id=new_id, new_hash=digest)
     return new_id

@@ -41,7 +41,7 @@ async def token(request: Request) -> Response:
             )
             return exchange(conn, provider, key, client, params, now)
 
-        result = await provider.write(run)
+        result = await provider.write_short(run)
         if isinstance(result, OAuthError):
             raise result
     except OAuthError as exc:

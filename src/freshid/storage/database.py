@@ -10,6 +10,7 @@ conditional UPDATEs whose row count decides the winner, which is correct on both
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,14 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+_BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
+_BUSY_TIMEOUT_MS = 30_000
+
+
+class Busy(Exception):
+    """A write transaction could not start without waiting (:meth:`Database.try_write`)."""
+
+
 def create_engine(url: str) -> Engine:
     url = normalise_url(url)
     if is_sqlite(url):
@@ -41,8 +50,10 @@ def create_engine(url: str) -> Engine:
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            # More than Provider.db_limiter's 16 worker threads can hold, so that
+            # Database.try_write on the event loop never waits for a pooled connection.
             pool_size=8,
-            max_overflow=8,
+            max_overflow=24,
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -53,13 +64,26 @@ def create_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            options = conn.get_execution_options()
+            # Straight to the driver: this runs for every transaction, and SQLAlchemy's own
+            # execution path would cost more than the BEGIN itself.
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            if not options.get("sqlite_nowait"):
+                driver.execute(_BEGIN[options.get("sqlite_begin", "DEFERRED")])
+                return
+            # Fail at once instead of sleeping in SQLite's busy handler: the caller is the
+            # event loop, and falls back to a worker thread (Database.try_write).
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -83,6 +107,25 @@ class Database:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def try_write(self) -> Iterator[Connection]:
+        """A SQLite write transaction that starts only if it can without waiting; raises
+        :class:`Busy` otherwise (another writer in this process or in another one). Lets a short
+        unit of work run on the event loop and skip the worker-thread hand-off."""
+        if self._write_lock is None or not self._write_lock.acquire(blocking=False):
+            raise Busy
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(sqlite_nowait=True)
+                try:
+                    transaction = conn.begin()
+                except (sa.exc.OperationalError, sqlite3.OperationalError):
+                    raise Busy from None
+                with transaction:
+                    yield conn
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

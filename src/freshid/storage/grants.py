@@ -10,6 +10,7 @@ whose row count decides the single winner on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from sqlalchemy.engine import Connection
 
 from freshid.events import outbox
 from freshid.events.catalog import EventType
+from freshid.storage import prepared
+from freshid.storage.prepared import Prepared
 from freshid.storage.tables import (
     access_tokens,
     authorization_codes,
@@ -80,7 +83,7 @@ _HOLDER_COLUMNS = (
 )
 
 
-def _holder(m: sa.RowMapping) -> Holder:
+def _holder(m: Mapping[Any, Any]) -> Holder:
     return Holder(
         m["holder_email"],
         bool(m["holder_disabled"]),
@@ -107,7 +110,7 @@ class CodeRecord:
     holder: Holder
 
 
-def _grant(m: sa.RowMapping) -> Grant:
+def _grant(m: Mapping[Any, Any]) -> Grant:
     return Grant(
         m["id"],
         m["client_id"],
@@ -116,13 +119,58 @@ def _grant(m: sa.RowMapping) -> Grant:
         m["scope"],
         m["auth_time"],
         m["acr"],
-        tuple(m["amr"]),
+        tuple(prepared.json_value(m["amr"])),
         bool(m["offline"]),
         m["created_at"],
         m["expires_at"],
         m["revoked_at"],
         m["action"],
     )
+
+
+def _spend(table: sa.Table, digest_column: sa.Column[Any]) -> Prepared:
+    """Mark a single-use credential used: the row count decides the one winner of a race."""
+    return Prepared(
+        table.update()
+        .where(digest_column == sa.bindparam("digest"), table.c.used_at.is_(None))
+        .values(used_at=sa.bindparam("now"))
+    )
+
+
+# The token endpoint's statements, compiled once (:mod:`freshid.storage.prepared`).
+_GRANT_COLUMNS = tuple(c for c in grants.columns if c.name != "revoked_reason")
+# A new grant is not revoked: every other column is set.
+_INSERT_GRANT = prepared.insert(
+    grants, tuple(c.name for c in _GRANT_COLUMNS if c.name != "revoked_at")
+)
+_INSERT_CODE = prepared.insert(
+    authorization_codes,
+    ("code_digest", "grant_id", "redirect_uri", "nonce", "code_challenge", "expires_at"),
+)
+_FIND_CODE = Prepared(
+    _with_holder(
+        sa.select(
+            authorization_codes.c.redirect_uri,
+            authorization_codes.c.nonce,
+            authorization_codes.c.code_challenge,
+            authorization_codes.c.expires_at.label("code_expires_at"),
+            authorization_codes.c.used_at,
+            *_GRANT_COLUMNS,
+            *_HOLDER_COLUMNS,
+        ).join(grants, grants.c.id == authorization_codes.c.grant_id)
+    ).where(authorization_codes.c.code_digest == sa.bindparam("digest"))
+)
+_REDEEM_CODE = _spend(authorization_codes, authorization_codes.c.code_digest)
+_INSERT_REFRESH = prepared.insert(refresh_tokens, ("token_digest", "grant_id", "created_at"))
+_FIND_REFRESH = Prepared(
+    _with_holder(
+        sa.select(refresh_tokens.c.used_at, *_GRANT_COLUMNS, *_HOLDER_COLUMNS).join(
+            grants, grants.c.id == refresh_tokens.c.grant_id
+        )
+    ).where(refresh_tokens.c.token_digest == sa.bindparam("digest"))
+)
+_USE_REFRESH = _spend(refresh_tokens, refresh_tokens.c.token_digest)
+_INSERT_ACCESS = prepared.insert(access_tokens, ("jti", "grant_id", "expires_at"))
 
 
 def create_with_code(
@@ -146,52 +194,43 @@ def create_with_code(
 ) -> str:
     """A new grant and its authorization code; returns the code (stored only as a digest)."""
     grant_id, code = new_token(16), new_token(32)
-    conn.execute(
-        grants.insert().values(
-            id=grant_id,
-            client_id=client_id,
-            user_id=user_id,
-            session_id=session_id,
-            scope=scope,
-            auth_time=auth_time,
-            acr=acr,
-            amr=list(amr),
-            offline=offline,
-            action=action,
-            created_at=now,
-            expires_at=now + grant_ttl,
-        )
+    _INSERT_GRANT.execute(
+        conn,
+        id=grant_id,
+        client_id=client_id,
+        user_id=user_id,
+        session_id=session_id,
+        scope=scope,
+        auth_time=auth_time,
+        acr=acr,
+        amr=prepared.json_param(list(amr)),
+        offline=offline,
+        action=action,
+        created_at=now,
+        expires_at=now + grant_ttl,
     )
-    conn.execute(
-        authorization_codes.insert().values(
-            code_digest=digest(code),
-            grant_id=grant_id,
-            redirect_uri=redirect_uri,
-            nonce=nonce,
-            code_challenge=code_challenge,
-            expires_at=now + code_ttl,
-        )
+    _INSERT_CODE.execute(
+        conn,
+        code_digest=digest(code),
+        grant_id=grant_id,
+        redirect_uri=redirect_uri,
+        nonce=nonce,
+        code_challenge=code_challenge,
+        expires_at=now + code_ttl,
     )
     return code
 
 
 def find_code(conn: Connection, code: str) -> CodeRecord | None:
-    row = conn.execute(
-        _with_holder(
-            sa.select(authorization_codes, grants, *_HOLDER_COLUMNS).join(
-                grants, grants.c.id == authorization_codes.c.grant_id
-            )
-        ).where(authorization_codes.c.code_digest == digest(code))
-    ).first()
-    if row is None:
+    m = _FIND_CODE.first(conn, digest=digest(code))
+    if m is None:
         return None
-    m = row._mapping
     return CodeRecord(
         _grant(m),
         m["redirect_uri"],
         m["nonce"],
         m["code_challenge"],
-        m["expires_at"],
+        m["code_expires_at"],
         m["used_at"],
         _holder(m),
     )
@@ -199,15 +238,7 @@ def find_code(conn: Connection, code: str) -> CodeRecord | None:
 
 def redeem_code(conn: Connection, code: str, now: int) -> bool:
     """Mark the code used; False when someone else already did (the caller then revokes)."""
-    result = conn.execute(
-        authorization_codes.update()
-        .where(
-            authorization_codes.c.code_digest == digest(code),
-            authorization_codes.c.used_at.is_(None),
-        )
-        .values(used_at=now)
-    )
-    return result.rowcount == 1
+    return _REDEEM_CODE.execute(conn, digest=digest(code), now=now) == 1
 
 
 def revoke_grant(conn: Connection, grant_id: str, reason: str, now: int) -> bool:
@@ -226,11 +257,7 @@ def revoke_grant(conn: Connection, grant_id: str, reason: str, now: int) -> bool
 
 def issue_refresh_token(conn: Connection, grant_id: str, now: int) -> str:
     token = new_token(32)
-    conn.execute(
-        refresh_tokens.insert().values(
-            token_digest=digest(token), grant_id=grant_id, created_at=now
-        )
-    )
+    _INSERT_REFRESH.execute(conn, token_digest=digest(token), grant_id=grant_id, created_at=now)
     return token
 
 
@@ -242,30 +269,18 @@ class RefreshRecord:
 
 
 def find_refresh_token(conn: Connection, token: str) -> RefreshRecord | None:
-    row = conn.execute(
-        _with_holder(
-            sa.select(refresh_tokens.c.used_at, grants, *_HOLDER_COLUMNS).join(
-                grants, grants.c.id == refresh_tokens.c.grant_id
-            )
-        ).where(refresh_tokens.c.token_digest == digest(token))
-    ).first()
-    if row is None:
+    m = _FIND_REFRESH.first(conn, digest=digest(token))
+    if m is None:
         return None
-    m = row._mapping
     return RefreshRecord(_grant(m), m["used_at"], _holder(m))
 
 
 def use_refresh_token(conn: Connection, token: str, now: int) -> bool:
-    result = conn.execute(
-        refresh_tokens.update()
-        .where(refresh_tokens.c.token_digest == digest(token), refresh_tokens.c.used_at.is_(None))
-        .values(used_at=now)
-    )
-    return result.rowcount == 1
+    return _USE_REFRESH.execute(conn, digest=digest(token), now=now) == 1
 
 
 def record_access_token(conn: Connection, jti: str, grant_id: str, expires_at: int) -> None:
-    conn.execute(access_tokens.insert().values(jti=jti, grant_id=grant_id, expires_at=expires_at))
+    _INSERT_ACCESS.execute(conn, jti=jti, grant_id=grant_id, expires_at=expires_at)
 
 
 def access_token_active(conn: Connection, jti: str, now: int) -> Grant | None:
