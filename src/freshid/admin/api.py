@@ -1,20 +1,24 @@
-"""The admin API, mounted at ``/api/v1``: events, users, sessions, clients, webhook endpoints.
+"""The admin API, mounted at ``/api/v1``: events, users, sessions, clients, webhook endpoints,
+upstream identity provider connections and the identities linked through them.
 
 Every route but the OpenAPI document needs an admin API key as a bearer token (RFC 6750 §2.1)
 with the route's scope (:class:`freshid.admin.keys.Scope`); a missing or bad key gets 401 with
 ``WWW-Authenticate: Bearer``, a key without the scope 403 ``insufficient_scope`` (RFC 6750 §3.1).
 Errors are RFC 9457 problem documents (``application/problem+json``); input is checked before it
 reaches the database, so bad input is a 4xx, never a 500. The routes are described by
-:mod:`freshid.admin.openapi`, served at ``/api/v1/openapi.json``.
+:mod:`freshid.admin.openapi`, served at ``/api/v1/openapi.json``. Connections are shown without
+their client secret (``client_secret_set`` says whether one is stored).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from starlette.applications import Starlette
@@ -29,6 +33,10 @@ from freshid.admin.keys import ApiKey, Scope
 from freshid.events import api as event_api
 from freshid.events import delivery
 from freshid.events import webhooks as hooks
+from freshid.federation import client as upstream_client
+from freshid.federation import connections as connection_store
+from freshid.federation import identities as identity_store
+from freshid.federation.connections import InvalidConnection
 from freshid.provider import Provider
 from freshid.storage import clients as client_store
 from freshid.storage import sessions as session_store
@@ -38,6 +46,8 @@ log = logging.getLogger("freshid.admin")
 
 _MAX_INT = 2**53  # epoch seconds and ids: far beyond any real value, within every integer column
 _MAX_BODY = 64 * 1024
+_MAX_CONNECTION_BODY = 1024 * 1024  # SAML IdP metadata (keys, many endpoints) can be large
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -87,9 +97,9 @@ def _path(request: Request, name: str) -> str:
     return _text(str(request.path_params[name]), name, 128)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request, limit: int = _MAX_BODY) -> dict[str, Any]:
     raw = await request.body()
-    if len(raw) > _MAX_BODY:
+    if len(raw) > limit:
         raise ApiError(413, "Request body too large")
     try:
         value = json.loads(raw or b"{}")
@@ -468,6 +478,268 @@ async def list_deliveries(request: Request, provider: Provider, _key: ApiKey) ->
     return JSONResponse({"data": data, "next_after": data[-1]["id"] if data else after})
 
 
+# -- upstream identity provider connections -----------------------------------------------------
+
+_SETTING_TYPES: list[tuple[str, type[Any], str]] = [
+    ("id", str, "a string"),
+    ("kind", str, "a string"),
+    ("name", str, "a string"),
+    ("config", dict, "an object"),
+    ("client_secret", str, "a string"),
+    ("domains", list, "a list of strings"),
+    ("freshness_skew", int, "an integer"),
+    ("jit", bool, "true or false"),
+    ("link_verified_email", bool, "true or false"),
+    ("show_on_login", bool, "true or false"),
+    ("enabled", bool, "true or false"),
+]
+_CREATE_FIELDS = frozenset(name for name, _kind, _what in _SETTING_TYPES)
+_FIXED_FIELDS = {
+    "id": "id: cannot be changed; create another connection",
+    "kind": "kind: cannot be changed; create another connection",
+    "enabled": "enabled: use POST /connections/{connection_id}/enable or /disable",
+}
+_UPDATE_FIELDS = _CREATE_FIELDS - set(_FIXED_FIELDS)
+_MAX_SECRET = 512  # the column's width
+_MAX_DEPTH = 32
+
+
+def _invalid(detail: str) -> ApiError:
+    """A 400 naming the setting at fault (the messages read ``setting: what is wrong``)."""
+    setting = detail.split(":", 1)[0]
+    return ApiError(400, "Invalid connection", detail, setting=setting)
+
+
+def _check_plain_json(body: dict[str, Any]) -> None:
+    """Refuse what JSON parsing lets through but the databases or the response cannot hold:
+    NUL and lone surrogates in strings, NaN and infinities, absurd nesting."""
+    stack: list[tuple[str, Any, int]] = [(k, v, 1) for k, v in body.items()]
+    while stack:
+        setting, value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise _invalid(f"{setting}: nested too deeply")
+        if isinstance(value, str):
+            values: list[Any] = []
+            texts = [value]
+        elif isinstance(value, dict):
+            values, texts = list(value.values()), list(value)
+        elif isinstance(value, list):
+            values, texts = value, []
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise _invalid(f"{setting}: numbers must be finite")
+        else:
+            continue
+        for text in texts:
+            if "\x00" in text or (not text.isascii() and not _utf8(text)):
+                raise _invalid(f"{setting}: contains NUL or invalid Unicode")
+        stack.extend((setting, v, depth + 1) for v in values)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _setting(body: dict[str, Any], name: str, kind: type[T], what: str) -> T | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise _invalid(f"{name}: must be {what}")
+    return value
+
+
+def _connection_settings(body: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
+    """The settings a body gives, type-checked; the values are checked by the store."""
+    for name in sorted(body):
+        if name not in allowed:
+            raise _invalid(_FIXED_FIELDS.get(name, f"{name}: unknown setting"))
+    _check_plain_json(body)
+    out: dict[str, Any] = {}
+    for name, kind, what in _SETTING_TYPES:
+        value = _setting(body, name, kind, what)
+        if value is not None:
+            out[name] = value
+    if not all(isinstance(d, str) for d in out.get("domains", [])):
+        raise _invalid("domains: must be a list of strings")
+    if len(out.get("client_secret", "")) > _MAX_SECRET:
+        raise _invalid(f"client_secret: at most {_MAX_SECRET} characters")
+    return out
+
+
+async def _check_metadata(kind: str, settings: dict[str, Any]) -> None:
+    """Parse SAML IdP metadata before storing it, as ``freshid connections create`` does."""
+    metadata = settings.get("config", {}).get("idp_metadata")
+    if (
+        kind == connection_store.SAML
+        and isinstance(metadata, str)
+        and "EntityDescriptor" in metadata
+    ):
+        try:
+            await anyio.to_thread.run_sync(connection_store.check_saml_metadata, metadata)
+        except InvalidConnection as exc:
+            raise _invalid(str(exc)) from None
+
+
+def _connection_json(c: connection_store.Connection, issuer: str) -> dict[str, Any]:
+    base = f"{issuer}/federation/{c.id}"
+    out: dict[str, Any] = {
+        "id": c.id,
+        "kind": c.kind,
+        "name": c.name,
+        "method": c.method,
+        "enabled": c.enabled,
+        "show_on_login": c.show_on_login,
+        "domains": list(c.domains),
+        "jit": c.jit,
+        "link_verified_email": c.link_verified_email,
+        "freshness_skew": c.freshness_skew,
+        "config": dict(c.config),
+        "client_secret_set": bool(c.client_secret),  # never the secret itself
+        "created_at": c.created_at,
+    }
+    if c.kind == connection_store.SAML:
+        out.update(acs_url=f"{base}/saml/acs", sp_metadata_url=f"{base}/saml/metadata")
+    else:
+        out["redirect_uri"] = f"{base}/callback"
+    return out
+
+
+async def list_connections(request: Request, provider: Provider, _key: ApiKey) -> Response:
+    found = await provider.read(connection_store.all_connections)
+    return JSONResponse({"data": [_connection_json(c, provider.issuer) for c in found]})
+
+
+async def create_connection(request: Request, provider: Provider, _key: ApiKey) -> Response:
+    settings = _connection_settings(await _json_body(request, _MAX_CONNECTION_BODY), _CREATE_FIELDS)
+    for name in ("id", "kind", "name", "config"):
+        if name not in settings:
+            raise _invalid(f"{name}: required")
+    await _check_metadata(settings["kind"], settings)
+    now = provider.now()
+    try:
+        created = await provider.write(
+            lambda conn: connection_store.create(conn, now=now, **settings)
+        )
+    except connection_store.DuplicateConnection as exc:
+        raise ApiError(409, "Conflict", str(exc), setting="id") from None
+    except InvalidConnection as exc:
+        raise _invalid(str(exc)) from None
+    except sa.exc.IntegrityError:  # the same id, created concurrently
+        detail = f"id: a connection {settings['id']!r} exists"
+        raise ApiError(409, "Conflict", detail, setting="id") from None
+    return JSONResponse(_connection_json(created, provider.issuer), status_code=201)
+
+
+async def _connection_or_404(provider: Provider, connection_id: str) -> connection_store.Connection:
+    found = await provider.read(lambda conn: connection_store.get(conn, connection_id))
+    if found is None:
+        raise ApiError(404, "Not found", "no such connection")
+    return found
+
+
+async def get_connection(request: Request, provider: Provider, _key: ApiKey) -> Response:
+    found = await _connection_or_404(provider, _path(request, "connection_id"))
+    return JSONResponse(_connection_json(found, provider.issuer))
+
+
+async def update_connection(request: Request, provider: Provider, _key: ApiKey) -> Response:
+    connection_id = _path(request, "connection_id")
+    body = await _json_body(request, _MAX_CONNECTION_BODY)
+    current = await _connection_or_404(provider, connection_id)
+    settings = _connection_settings(body, _UPDATE_FIELDS)
+    await _check_metadata(current.kind, settings)
+    now = provider.now()
+    try:
+        updated = await provider.write(
+            lambda conn: connection_store.update(conn, connection_id, now, **settings)
+        )
+    except InvalidConnection as exc:
+        raise _invalid(str(exc)) from None
+    if updated is None:
+        raise ApiError(404, "Not found", "no such connection")
+    upstream_client.forget_caches()  # this process's; the others' expire in minutes
+    return JSONResponse(_connection_json(updated, provider.issuer))
+
+
+def _set_connection_enabled(enabled: bool) -> Handler:
+    async def handler(request: Request, provider: Provider, _key: ApiKey) -> Response:
+        connection_id = _path(request, "connection_id")
+        now = provider.now()
+
+        def run(conn: Connection) -> connection_store.Connection | None:
+            if not connection_store.set_enabled(conn, connection_id, enabled, now):
+                return None
+            return connection_store.get(conn, connection_id)
+
+        found = await provider.write(run)
+        if found is None:
+            raise ApiError(404, "Not found", "no such connection")
+        return JSONResponse(_connection_json(found, provider.issuer))
+
+    return handler
+
+
+async def delete_connection(request: Request, provider: Provider, _key: ApiKey) -> Response:
+    connection_id = _path(request, "connection_id")
+    now = provider.now()
+    in_use = (
+        "identities are linked to this connection: unlink them first "
+        "(DELETE /users/{user_id}/identities/" + connection_id + "), or disable it instead"
+    )
+    try:
+        deleted = await provider.write(
+            lambda conn: connection_store.delete(conn, connection_id, now)
+        )
+    except connection_store.ConnectionInUse as exc:
+        raise ApiError(409, "Connection in use", in_use, linked_identities=exc.linked) from None
+    except sa.exc.IntegrityError:  # an identity linked while we deleted
+        raise ApiError(409, "Connection in use", in_use) from None
+    if not deleted:
+        raise ApiError(404, "Not found", "no such connection")
+    return Response(status_code=204)
+
+
+def _identity_json(i: identity_store.Identity) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "user_id": i.user_id,
+        "connection_id": i.connection_id,
+        "subject": i.subject,
+        "email": i.email,
+        "linked_by": i.linked_by,
+        "created_at": i.created_at,
+        "last_used_at": i.last_used_at,
+    }
+
+
+async def list_user_identities(request: Request, provider: Provider, _key: ApiKey) -> Response:
+    user_id = _path(request, "user_id")
+
+    def run(conn: Connection) -> list[dict[str, Any]] | None:
+        if conn.execute(sa.select(users.c.id).where(users.c.id == user_id)).first() is None:
+            return None
+        return [_identity_json(i) for i in identity_store.for_user(conn, user_id)]
+
+    data = await provider.read(run)
+    if data is None:
+        raise ApiError(404, "Not found", "no such user")
+    return JSONResponse({"data": data})
+
+
+async def unlink_user_identity(request: Request, provider: Provider, _key: ApiKey) -> Response:
+    user_id, connection_id = _path(request, "user_id"), _path(request, "connection_id")
+    now = provider.now()
+    if not await provider.write(
+        lambda conn: identity_store.unlink(conn, user_id, connection_id, now)
+    ):
+        raise ApiError(404, "Not found", "no identity of this user is linked to this connection")
+    return Response(status_code=204)
+
+
 # -- the application ----------------------------------------------------------------------------
 
 
@@ -522,6 +794,30 @@ ROUTES: list[tuple[str, str, Scope | None, Handler]] = [
     ("/webhooks/{endpoint_id}/enable", "POST", Scope.WEBHOOKS_WRITE, _set_enabled(True)),
     ("/webhooks/{endpoint_id}/disable", "POST", Scope.WEBHOOKS_WRITE, _set_enabled(False)),
     ("/webhooks/{endpoint_id}/deliveries", "GET", Scope.WEBHOOKS_READ, list_deliveries),
+    ("/connections", "GET", Scope.CONNECTIONS_READ, list_connections),
+    ("/connections", "POST", Scope.CONNECTIONS_WRITE, create_connection),
+    ("/connections/{connection_id}", "GET", Scope.CONNECTIONS_READ, get_connection),
+    ("/connections/{connection_id}", "PATCH", Scope.CONNECTIONS_WRITE, update_connection),
+    ("/connections/{connection_id}", "DELETE", Scope.CONNECTIONS_WRITE, delete_connection),
+    (
+        "/connections/{connection_id}/enable",
+        "POST",
+        Scope.CONNECTIONS_WRITE,
+        _set_connection_enabled(True),
+    ),
+    (
+        "/connections/{connection_id}/disable",
+        "POST",
+        Scope.CONNECTIONS_WRITE,
+        _set_connection_enabled(False),
+    ),
+    ("/users/{user_id}/identities", "GET", Scope.CONNECTIONS_READ, list_user_identities),
+    (
+        "/users/{user_id}/identities/{connection_id}",
+        "DELETE",
+        Scope.CONNECTIONS_WRITE,
+        unlink_user_identity,
+    ),
 ]
 
 

@@ -36,6 +36,8 @@ class Scope(StrEnum):
     CLIENTS_READ = "clients:read"
     WEBHOOKS_READ = "webhooks:read"
     WEBHOOKS_WRITE = "webhooks:write"
+    CONNECTIONS_READ = "connections:read"
+    CONNECTIONS_WRITE = "connections:write"
     METRICS_READ = "metrics:read"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from freshid.admin.keys import Scope
 from freshid.events.api import DEFAULT_LIMIT, MAX_LIMIT
 from freshid.events.catalog import EventType
+from freshid.federation import connections
 
 _MAX_INT = 2**53
 # Every id FreshID makes is base64url or hex (with an optional ``xx_`` prefix).
@@ -87,6 +88,48 @@ def _nullable(kind: str) -> dict[str, Any]:
     return {"type": [kind, "null"]}
 
 
+_CONNECTION_SETTINGS: dict[str, Any] = {
+    "name": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "description": "What the button says: 'Continue with NAME'",
+    },
+    "config": {
+        "type": "object",
+        "description": "Protocol settings. oidc: issuer, client_id, scopes, algorithms, "
+        "token_auth, mfa_acr, phr_acr, mfa_amr, multi_factor, step_up_acr_values. oauth2: "
+        "authorization_endpoint, token_endpoint, userinfo_endpoint, client_id, scopes, "
+        "subject_claim, email_claim, emails_endpoint. saml: idp_metadata (XML), "
+        "mfa_authn_context, phr_authn_context, multi_factor. In an update it replaces the whole "
+        "object.",
+    },
+    "client_secret": {
+        "type": "string",
+        "maxLength": 512,
+        "description": "oidc and oauth2 (FreshID is a confidential client); never shown again",
+    },
+    "domains": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Email domains this upstream may speak for (and routes by); empty: any",
+    },
+    "freshness_skew": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": connections.MAX_SKEW,
+        "description": "Seconds of clock skew allowed when checking the upstream's auth time",
+    },
+    "jit": {"type": "boolean", "description": "Create users on their first sign-in"},
+    "link_verified_email": {
+        "type": "boolean",
+        "description": "Link to an existing user with the same verified address",
+    },
+    "show_on_login": {"type": "boolean", "description": "A button on the sign-in page"},
+}
+_CONNECTION_ID = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,23}$"}
+
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -97,6 +140,10 @@ SCHEMAS: dict[str, Any] = {
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
+            "setting": {
+                "type": "string",
+                "description": "Connections: the setting at fault (`detail` says what is wrong)",
+            },
         },
     },
     "Event": {
@@ -231,12 +278,76 @@ SCHEMAS: dict[str, Any] = {
             "completed_at": _nullable("integer"),
         },
     },
+    "Connection": {
+        "type": "object",
+        "description": "An upstream identity provider; its client secret is never shown",
+        "required": [
+            "id",
+            "kind",
+            "name",
+            "method",
+            "enabled",
+            "show_on_login",
+            "domains",
+            "jit",
+            "link_verified_email",
+            "freshness_skew",
+            "config",
+            "client_secret_set",
+            "created_at",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"type": "string", "enum": list(connections.KINDS)},
+            "method": {"type": "string", "description": "The method in session histories"},
+            "enabled": {"type": "boolean"},
+            **{k: v for k, v in _CONNECTION_SETTINGS.items() if k != "client_secret"},
+            "client_secret_set": {"type": "boolean"},
+            "created_at": {"type": "integer"},
+            "redirect_uri": {"type": "string", "description": "oidc and oauth2: register it"},
+            "acs_url": {"type": "string", "description": "saml"},
+            "sp_metadata_url": {"type": "string", "description": "saml: give it to the IdP"},
+        },
+    },
+    "ConnectionInput": {
+        "type": "object",
+        "required": ["id", "kind", "name", "config"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {**_CONNECTION_ID, "description": "Slug: the callback path and fed:<id>"},
+            "kind": {"type": "string", "enum": list(connections.KINDS)},
+            **_CONNECTION_SETTINGS,
+            "enabled": {"type": "boolean", "default": True},
+        },
+    },
+    "ConnectionUpdate": {
+        "type": "object",
+        "description": "The settings to change; the id and kind never change",
+        "additionalProperties": False,
+        "properties": _CONNECTION_SETTINGS,
+    },
+    "Identity": {
+        "type": "object",
+        "description": "An upstream account linked to a user",
+        "required": ["id", "user_id", "connection_id", "subject", "linked_by", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "user_id": {"type": "string"},
+            "connection_id": {"type": "string"},
+            "subject": {"type": "string", "description": "The upstream's stable subject"},
+            "email": _nullable("string"),
+            "linked_by": {"type": "string", "enum": ["jit", "verified_email", "account_page"]},
+            "created_at": {"type": "integer"},
+            "last_used_at": _nullable("integer"),
+        },
+    },
 }
 
 
 def _paths() -> dict[str, Any]:
     not_found = _problem("Not found")
     endpoint_id = _path_param("endpoint_id")
+    connection_id = _path_param("connection_id")
     int_q = {"type": "integer", "minimum": 0, "maximum": _MAX_INT}
     return {
         "/events": {
@@ -469,6 +580,93 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/connections": {
+            "get": _op(
+                "List upstream identity provider connections",
+                Scope.CONNECTIONS_READ,
+                {"200": _json("Connections", _list_of("Connection"))},
+                op_id="listConnections",
+            ),
+            "post": _op(
+                "Add an upstream OpenID Connect, OAuth 2.0 or SAML 2.0 connection",
+                Scope.CONNECTIONS_WRITE,
+                {
+                    "201": _json("Created", _ref("Connection")),
+                    "409": _problem("A connection with this id exists"),
+                    "413": _problem("Body too large"),
+                },
+                op_id="createConnection",
+                body=_ref("ConnectionInput"),
+            ),
+        },
+        "/connections/{connection_id}": {
+            "get": _op(
+                "One connection",
+                Scope.CONNECTIONS_READ,
+                {"200": _json("The connection", _ref("Connection")), "404": not_found},
+                op_id="getConnection",
+                params=[connection_id],
+            ),
+            "patch": _op(
+                "Change a connection's settings (checked again as a whole)",
+                Scope.CONNECTIONS_WRITE,
+                {
+                    "200": _json("The connection", _ref("Connection")),
+                    "404": not_found,
+                    "413": _problem("Body too large"),
+                },
+                op_id="updateConnection",
+                params=[connection_id],
+                body=_ref("ConnectionUpdate"),
+            ),
+            "delete": _op(
+                "Delete a connection no identity is linked to",
+                Scope.CONNECTIONS_WRITE,
+                {
+                    "204": {"description": "Deleted"},
+                    "404": not_found,
+                    "409": _problem("Identities are linked to it: unlink them, or disable it"),
+                },
+                op_id="deleteConnection",
+                params=[connection_id],
+            ),
+        },
+        "/connections/{connection_id}/enable": {
+            "post": _op(
+                "Enable a connection",
+                Scope.CONNECTIONS_WRITE,
+                {"200": _json("The connection", _ref("Connection")), "404": not_found},
+                op_id="enableConnection",
+                params=[connection_id],
+            )
+        },
+        "/connections/{connection_id}/disable": {
+            "post": _op(
+                "Disable a connection: no button, no sign-in or step-up through it",
+                Scope.CONNECTIONS_WRITE,
+                {"200": _json("The connection", _ref("Connection")), "404": not_found},
+                op_id="disableConnection",
+                params=[connection_id],
+            )
+        },
+        "/users/{user_id}/identities": {
+            "get": _op(
+                "The upstream identities linked to a user",
+                Scope.CONNECTIONS_READ,
+                {"200": _json("Identities", _list_of("Identity")), "404": not_found},
+                op_id="listUserIdentities",
+                params=[_path_param("user_id")],
+            )
+        },
+        "/users/{user_id}/identities/{connection_id}": {
+            "delete": _op(
+                "Unlink a user's identity at a connection",
+                Scope.CONNECTIONS_WRITE,
+                {"204": {"description": "Unlinked"}, "404": not_found},
+                op_id="unlinkUserIdentity",
+                params=[_path_param("user_id"), connection_id],
+            )
+        },
     }
 
 
@@ -478,8 +676,9 @@ def document(issuer: str) -> dict[str, Any]:
         "info": {
             "title": "FreshID admin API",
             "version": "1",
-            "description": "Events (cursor-paginated, hash-chained), users, sessions, clients "
-            "and webhook endpoints. Authenticate with an admin API key: "
+            "description": "Events (cursor-paginated, hash-chained), users, sessions, clients, "
+            "webhook endpoints, and upstream identity provider connections with the identities "
+            "linked through them. Authenticate with an admin API key: "
             "`Authorization: Bearer fid_…` (create one with `freshid admin-keys create`).",
         },
         "servers": [{"url": f"{issuer.rstrip('/')}/api/v1"}],

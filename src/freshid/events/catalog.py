@@ -34,3 +34,8 @@ class EventType(StrEnum):
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
     WEBHOOK_ENDPOINT_ENABLED = "webhook_endpoint.enabled"
     WEBHOOK_SECRET_ROTATED = "webhook_endpoint.secret_rotated"
+    CONNECTION_CREATED = "connection.created"
+    CONNECTION_UPDATED = "connection.updated"
+    CONNECTION_ENABLED = "connection.enabled"
+    CONNECTION_DISABLED = "connection.disabled"
+    CONNECTION_DELETED = "connection.deleted"

@@ -104,24 +104,8 @@ def _config(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
     if args.idp_metadata:
         config["idp_metadata"] = Path(args.idp_metadata).read_text(encoding="utf-8")
     if kind == store.SAML and isinstance(config.get("idp_metadata"), str):
-        _check_saml_metadata(config["idp_metadata"])
+        store.check_saml_metadata(config["idp_metadata"])
     return kind, name, config
-
-
-def _check_saml_metadata(xml: str) -> None:
-    """Parse the IdP metadata now, so a bad file stops the command rather than a sign-in."""
-    try:
-        from freshid.methods import saml
-    except ImportError:
-        raise ValueError("SAML needs pysaml2 (pip install pysaml2) and xmlsec1") from None
-    from freshid.methods.base import MethodFailed
-
-    try:
-        saml.check_metadata(
-            saml.ServiceProvider("urn:freshid:check", "https://check.invalid/acs", xml)
-        )
-    except MethodFailed as exc:
-        raise ValueError(f"idp_metadata: {exc.reason}") from None
 
 
 def _public(c: store.Connection, issuer: str) -> dict[str, Any]:
@@ -177,7 +161,7 @@ def run(args: argparse.Namespace, settings: Settings, open_db: Callable[[], Data
                 print(json.dumps(_public(c, issuer), sort_keys=True, separators=(",", ":")))
         return 0
     with db.write() as conn:
-        found = store.set_enabled(conn, args.id, args.action == "enable")
+        found = store.set_enabled(conn, args.id, args.action == "enable", now)
     if not found:
         print(f"freshid: no connection {args.id!r}", file=sys.stderr)
         return 1

@@ -14,6 +14,10 @@ created, so a typo stops ``freshid connections create`` instead of a sign-in:
   ``client_id``, ``scopes``, ``subject_claim``, ``email_claim``, ``emails_endpoint``.
 - ``saml``: ``idp_metadata`` (the IdP's metadata XML), ``mfa_authn_context``,
   ``phr_authn_context``, ``multi_factor``.
+
+Changes record ``connection.*`` events in the caller's transaction. A connection is deleted only
+while no identity is linked to it: the links are the users' sign-in methods, so they are unlinked
+first, one by one, as a decision of their own.
 """
 
 from __future__ import annotations
@@ -23,9 +27,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection as DB
 
+from freshid.events import outbox
+from freshid.events.catalog import EventType
 from freshid.methods.oidc_upstream import DEFAULT_ALGS, Assurance, method_name
+from freshid.storage.tables_federation import (
+    federated_identities,
+    federation_flows,
+    saml_assertions_seen,
+)
 from freshid.storage.tables_federation import federation_connections as table
 
 OIDC = "oidc"
@@ -40,6 +52,18 @@ _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]
 
 class InvalidConnection(ValueError):
     """A connection's settings are invalid; the message names the setting."""
+
+
+class DuplicateConnection(InvalidConnection):
+    """A connection with this id exists."""
+
+
+class ConnectionInUse(Exception):
+    """The connection cannot be deleted: identities are linked to it."""
+
+    def __init__(self, connection_id: str, linked: int) -> None:
+        super().__init__(f"{linked} identities are linked to connection {connection_id!r}")
+        self.linked = linked
 
 
 @dataclass(frozen=True)
@@ -181,12 +205,16 @@ def validate(
         "phr_authn_context",
     ):
         _strings(config, key)
+    if not isinstance(config.get("multi_factor", False), bool):
+        # "false" would read as true, and claim a second factor nobody proved.
+        raise InvalidConnection("multi_factor: must be true or false")
     if kind in {OIDC, OAUTH2}:
         if not isinstance(config.get("client_id"), str) or not config["client_id"]:
             raise InvalidConnection("client_id: required")
         if not client_secret:
             raise InvalidConnection("client_secret: required (FreshID is a confidential client)")
-        if config.get("token_auth", "client_secret_basic") not in {
+        token_auth = config.get("token_auth", "client_secret_basic")
+        if not isinstance(token_auth, str) or token_auth not in {
             "client_secret_basic",
             "client_secret_post",
         }:
@@ -210,6 +238,34 @@ def validate(
             raise InvalidConnection("idp_metadata: the IdP's SAML metadata XML")
 
 
+def check_saml_metadata(xml: str) -> None:
+    """Parse SAML IdP metadata now, so a bad document stops the change rather than a sign-in.
+
+    Blocking (pysaml2, xmlsec1): call it from a worker thread in async code."""
+    try:
+        from freshid.methods import saml
+    except ImportError:
+        raise InvalidConnection("idp_metadata: SAML needs pysaml2 and xmlsec1") from None
+    from freshid.methods.base import MethodFailed
+
+    try:
+        saml.check_metadata(
+            saml.ServiceProvider("urn:freshid:check", "https://check.invalid/acs", xml)
+        )
+    except MethodFailed as exc:
+        raise InvalidConnection(f"idp_metadata: {exc.reason}") from None
+
+
+def _normalise(
+    kind: str, config: Mapping[str, Any], domains: Sequence[str]
+) -> tuple[dict[str, Any], list[str]]:
+    out = dict(config)
+    if kind == OIDC:
+        out.setdefault("scopes", ["openid", "email", "profile"])
+        out["issuer"] = str(out.get("issuer", "")).rstrip("/") or out.get("issuer")
+    return out, [d.strip().lower() for d in domains if d.strip()]
+
+
 def create(
     db: DB,
     *,
@@ -226,14 +282,10 @@ def create(
     show_on_login: bool = True,
     enabled: bool = True,
 ) -> Connection:
-    domains = [d.strip().lower() for d in domains if d.strip()]
-    config = dict(config)
-    if kind == OIDC:
-        config.setdefault("scopes", ["openid", "email", "profile"])
-        config["issuer"] = str(config.get("issuer", "")).rstrip("/") or config.get("issuer")
+    config, domains = _normalise(kind, config, domains)
     validate(id, kind, name, config, client_secret, domains, freshness_skew)
     if get(db, id) is not None:
-        raise InvalidConnection(f"id: a connection {id!r} exists")
+        raise DuplicateConnection(f"id: a connection {id!r} exists")
     values = {
         "id": id,
         "kind": kind,
@@ -249,6 +301,9 @@ def create(
         "created_at": now,
     }
     db.execute(table.insert().values(**values))
+    outbox.record(
+        db, EventType.CONNECTION_CREATED, now, connection=id, kind=kind, name=values["name"]
+    )
     return _row(values)
 
 
@@ -277,6 +332,104 @@ def for_domain(db: DB, email_or_domain: str) -> Connection | None:
     return None
 
 
-def set_enabled(db: DB, connection_id: str, value: bool) -> bool:
-    result = db.execute(table.update().where(table.c.id == connection_id).values(enabled=value))
-    return bool(result.rowcount)
+def _locked(db: DB, connection_id: str) -> Connection | None:
+    """The connection, its row locked until the transaction ends (PostgreSQL; SQLite writers
+    are serialised already)."""
+    row = db.execute(table.select().where(table.c.id == connection_id).with_for_update()).first()
+    return _row(row._mapping) if row else None
+
+
+def set_enabled(db: DB, connection_id: str, value: bool, now: int | None = None) -> bool:
+    """Enable or disable a connection; False if there is none. With ``now``, a change records
+    ``connection.enabled`` or ``connection.disabled``."""
+    current = _locked(db, connection_id)
+    if current is None:
+        return False
+    if current.enabled != value:
+        db.execute(table.update().where(table.c.id == connection_id).values(enabled=value))
+        if now is not None:
+            kind = EventType.CONNECTION_ENABLED if value else EventType.CONNECTION_DISABLED
+            outbox.record(db, kind, now, connection=connection_id)
+    return True
+
+
+def update(
+    db: DB,
+    connection_id: str,
+    now: int,
+    *,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    client_secret: str | None = None,
+    domains: Sequence[str] | None = None,
+    freshness_skew: int | None = None,
+    jit: bool | None = None,
+    link_verified_email: bool | None = None,
+    show_on_login: bool | None = None,
+) -> Connection | None:
+    """Change the given settings (None: unchanged) and check the result as :func:`create` does;
+    the id and kind never change. None if there is no such connection."""
+    current = _locked(db, connection_id)
+    if current is None:
+        return None
+    new_config, new_domains = _normalise(
+        current.kind,
+        current.config if config is None else config,
+        current.domains if domains is None else domains,
+    )
+    new_name = current.name if name is None else name
+    new_secret = current.client_secret if client_secret is None else client_secret
+    new_skew = current.freshness_skew if freshness_skew is None else freshness_skew
+    validate(current.id, current.kind, new_name, new_config, new_secret, new_domains, new_skew)
+    wanted: dict[str, Any] = {
+        "name": new_name.strip(),
+        "config": new_config,
+        "client_secret": new_secret,
+        "domains": new_domains,
+        "freshness_skew": new_skew,
+        "jit": current.jit if jit is None else jit,
+        "link_verified_email": (
+            current.link_verified_email if link_verified_email is None else link_verified_email
+        ),
+        "show_on_login": current.show_on_login if show_on_login is None else show_on_login,
+    }
+    before: dict[str, Any] = {
+        "name": current.name,
+        "config": dict(current.config),
+        "client_secret": current.client_secret,
+        "domains": list(current.domains),
+        "freshness_skew": current.freshness_skew,
+        "jit": current.jit,
+        "link_verified_email": current.link_verified_email,
+        "show_on_login": current.show_on_login,
+    }
+    changed = {k: v for k, v in wanted.items() if v != before[k]}
+    if changed:
+        db.execute(table.update().where(table.c.id == connection_id).values(**changed))
+        # The names of the settings only: never the secret.
+        outbox.record(
+            db, EventType.CONNECTION_UPDATED, now, connection=connection_id, changed=sorted(changed)
+        )
+    return get(db, connection_id)
+
+
+def delete(db: DB, connection_id: str, now: int) -> bool:
+    """Delete a connection with its flows in flight and replay records; False if there is none.
+
+    Raises :class:`ConnectionInUse` while identities are linked to it. The row lock makes a
+    concurrent link wait, then fail on its foreign key, rather than orphan an identity."""
+    if _locked(db, connection_id) is None:
+        return False
+    fi = federated_identities
+    linked = db.execute(
+        sa.select(sa.func.count()).select_from(fi).where(fi.c.connection_id == connection_id)
+    ).scalar_one()
+    if linked:
+        raise ConnectionInUse(connection_id, int(linked))
+    db.execute(federation_flows.delete().where(federation_flows.c.connection_id == connection_id))
+    db.execute(
+        saml_assertions_seen.delete().where(saml_assertions_seen.c.connection_id == connection_id)
+    )
+    db.execute(table.delete().where(table.c.id == connection_id))
+    outbox.record(db, EventType.CONNECTION_DELETED, now, connection=connection_id)
+    return True
