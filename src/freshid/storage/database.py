@@ -95,6 +95,7 @@ class Database:
         self.engine = create_engine(self.url)
         self.sqlite = is_sqlite(self.url)
         self._write_lock = threading.Lock() if self.sqlite else None
+        self._try_write_conn: Connection | None = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -116,14 +117,21 @@ class Database:
         if self._write_lock is None or not self._write_lock.acquire(blocking=False):
             raise Busy
         try:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(sqlite_nowait=True)
-                try:
-                    transaction = conn.begin()
-                except (sa.exc.OperationalError, sqlite3.OperationalError):
-                    raise Busy from None
-                with transaction:
-                    yield conn
+            # One connection kept for these transactions: checking one out of the pool and
+            # back costs more than the transaction's own BEGIN and COMMIT. The write lock makes
+            # its users take turns, whichever thread they run on.
+            conn = self._try_write_conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self.engine.connect().execution_options(sqlite_nowait=True)
+                self._try_write_conn = conn
+            try:
+                transaction = conn.begin()
+            except (sa.exc.OperationalError, sqlite3.OperationalError):
+                self._try_write_conn = None
+                conn.close()
+                raise Busy from None
+            with transaction:
+                yield conn
         finally:
             self._write_lock.release()
 
@@ -133,4 +141,7 @@ class Database:
             yield conn
 
     def dispose(self) -> None:
+        if self._try_write_conn is not None:
+            self._try_write_conn.close()
+            self._try_write_conn = None
         self.engine.dispose()
