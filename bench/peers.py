@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -120,9 +121,8 @@ def start_peer(store: Store, seeded: Seeded, sub: str) -> ServerProcess:
     return ServerProcess(proc, int(match.group(1)), log)
 
 
-def peer_code_flow(peer: ServerProcess, seeded: Seeded) -> dict[str, object]:
-    """One authorization code flow at the peer (its interaction finishes at once) and the
-    redemption; returns the token response."""
+def _authorization_params(seeded: Seeded) -> tuple[dict[str, str], str, str]:
+    """A code request's parameters (PKCE S256, state, nonce), its state and its verifier."""
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(12)
     params = {
@@ -135,7 +135,33 @@ def peer_code_flow(peer: ServerProcess, seeded: Seeded) -> dict[str, object]:
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
-    with httpx.Client(base_url=peer.url, follow_redirects=False, timeout=30) as http:
+    return params, state, verifier
+
+
+def _code_redemption(seeded: Seeded, code: str, verifier: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": seeded.redirect_uri,
+            "code_verifier": verifier,
+        },
+        "headers": {"Authorization": basic_auth(seeded.client_id, seeded.client_secret)},
+    }
+
+
+def peer_code_flow(
+    peer: ServerProcess, seeded: Seeded, http: httpx.Client | None = None
+) -> dict[str, object]:
+    """One authorization code flow at the peer (its interaction finishes at once) and the
+    redemption; returns the token response. With ``http``, its cookies keep the peer's session,
+    so later flows in it get a code without an interaction."""
+    params, state, verifier = _authorization_params(seeded)
+    with contextlib.ExitStack() as stack:
+        if http is None:
+            http = stack.enter_context(
+                httpx.Client(base_url=peer.url, follow_redirects=False, timeout=30)
+            )
         response = http.get("/auth", params=params)
         for _ in range(10):
             location = urljoin(str(response.url), response.headers.get("location", ""))
@@ -147,16 +173,7 @@ def peer_code_flow(peer: ServerProcess, seeded: Seeded) -> dict[str, object]:
         query = parse_qs(urlsplit(location).query)
         if query.get("state") != [state] or "code" not in query:
             raise BenchError(f"{PEER_NAME}: authorization failed: {query.get('error')}")
-        token = http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": query["code"][0],
-                "redirect_uri": seeded.redirect_uri,
-                "code_verifier": verifier,
-            },
-            headers={"Authorization": basic_auth(seeded.client_id, seeded.client_secret)},
-        )
+        token = http.post("/token", **_code_redemption(seeded, query["code"][0], verifier))
     if token.status_code != 200 or "refresh_token" not in token.json():
         raise BenchError(f"{PEER_NAME}: code redemption failed: {token.text[:200]}")
     body: dict[str, object] = token.json()
@@ -195,6 +212,70 @@ def jwks_load(server: ServerProcess, plan: Plan, concurrency: int) -> LoadResult
     return asyncio.run(_get_load(server, "/jwks", plan, concurrency))
 
 
+async def _code_round_trips(
+    server: ServerProcess,
+    seeded: Seeded,
+    authorize_path: str,
+    sessions: list[httpx.Cookies],
+    plan: Plan,
+) -> LoadResult:
+    def op_for(http: httpx.AsyncClient) -> Op:
+        async def op() -> None:
+            params, state, verifier = _authorization_params(seeded)
+            response = await http.get(authorize_path, params=params)
+            location = response.headers.get("location", "")
+            if response.status_code not in (302, 303) or not location.startswith(
+                seeded.redirect_uri
+            ):
+                raise BenchError(
+                    f"{authorize_path} did not answer with a code: {response.status_code} "
+                    f"{location[:60]!r}"
+                )
+            query = parse_qs(urlsplit(location).query)
+            if query.get("state") != [state] or "code" not in query:
+                raise BenchError(f"authorization failed: {query.get('error')}")
+            token = await http.post(
+                "/token", **_code_redemption(seeded, query["code"][0], verifier)
+            )
+            if token.status_code != 200:
+                raise BenchError(f"code redemption failed: {token.status_code} {token.text[:200]}")
+
+        return op
+
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=server.url, cookies=cookies, follow_redirects=False, timeout=30
+                )
+            )
+            for cookies in sessions
+        ]
+        return await measure(
+            server,
+            [op_for(http) for http in clients],
+            warmup_seconds=plan.warmup_seconds,
+            seconds=plan.load_seconds,
+            max_requests=plan.max_requests,
+        )
+
+
+def code_round_trip_load(
+    target: Target, seeded: Seeded, plan: Plan, concurrency: int
+) -> LoadResult:
+    """Authorization request with a live session, straight to the redirect with a code, then its
+    redemption (PKCE, client_secret_basic): two requests per round trip, no page shown."""
+    return asyncio.run(
+        _code_round_trips(
+            target.server,
+            seeded,
+            target.authorize_path,
+            [target.session() for _ in range(concurrency)],
+            plan,
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -203,6 +284,11 @@ class Target:
     """Fresh refresh-token families from real code flows, made right before each refresh loop:
     the peer's default memory adapter is an LRU of 1,000 entries, so families left idle during
     an earlier loop's thousands of rotations would be evicted."""
+    authorize_path: str
+    session: Callable[[], httpx.Cookies]
+    """A new signed-in browser's cookies, one per in-flight loop, made right before the code
+    round trips (the peer's memory adapter may have evicted an older session, and the peer ends
+    a session's earlier grant, codes included, when the session authorizes the client again)."""
 
 
 @dataclass(frozen=True)
@@ -257,11 +343,27 @@ def run_store(store: Store, plan: Plan) -> tuple[list[str], str]:
         running = peer
 
         def peer_chains(n: int) -> list[Chain]:
+            # Each family from its own browser: a new sign-in in a session ends that session's
+            # earlier families at the peer.
             return [Chain(str(peer_code_flow(running, seeded)["refresh_token"])) for _ in range(n)]
 
+        def peer_session() -> httpx.Cookies:
+            peer_browser = stack.enter_context(
+                httpx.Client(base_url=running.url, follow_redirects=False, timeout=30)
+            )
+            peer_code_flow(running, seeded, peer_browser)  # signs in
+            return peer_browser.cookies
+
+        def freshid_session() -> httpx.Cookies:
+            signed_in = stack.enter_context(contextlib.closing(Browser(freshid.url, seeded)))
+            make_chains(signed_in, 1)  # signs in
+            return signed_in.http.cookies
+
         targets = (
-            Target("FreshID", freshid, lambda n: make_chains(browser, n)),
-            Target(PEER_NAME, peer, peer_chains),
+            Target(
+                "FreshID", freshid, lambda n: make_chains(browser, n), "/authorize", freshid_session
+            ),
+            Target(PEER_NAME, peer, peer_chains, "/auth", peer_session),
         )
         loops: list[tuple[str, Callable[[Target, int], LoadResult]]] = [
             ("discovery GET", lambda t, c: discovery_load(t.server, plan, c)),
@@ -269,6 +371,10 @@ def run_store(store: Store, plan: Plan) -> tuple[list[str], str]:
             (
                 "refresh grant, each request rotating its chain",
                 lambda t, c: refresh_load(t.server, seeded, t.new_chains(c), plan, c),
+            ),
+            (
+                "authorization code round trip (authorize with a session + code redemption)",
+                lambda t, c: code_round_trip_load(t, seeded, plan, c),
             ),
         ]
         pairs = []

@@ -171,6 +171,26 @@ _FIND_REFRESH = Prepared(
 )
 _USE_REFRESH = _spend(refresh_tokens, refresh_tokens.c.token_digest)
 _INSERT_ACCESS = prepared.insert(access_tokens, ("jti", "grant_id", "expires_at"))
+# PostgreSQL: a refresh grant's three writes as one statement (one network round trip). The
+# successor and the access token exist only if this statement retired the presented token.
+_ROTATE_REFRESH = Prepared(
+    sa.text(
+        """
+        WITH used AS (
+            UPDATE refresh_tokens SET used_at = :now
+            WHERE token_digest = :digest AND used_at IS NULL
+            RETURNING grant_id
+        ), issued AS (
+            INSERT INTO refresh_tokens (token_digest, grant_id, created_at)
+            SELECT :new_digest, grant_id, :now FROM used
+        ), recorded AS (
+            INSERT INTO access_tokens (jti, grant_id, expires_at)
+            SELECT :jti, grant_id, :expires_at FROM used
+        )
+        SELECT count(*) AS rotated FROM used
+        """
+    ).columns(rotated=sa.Integer)
+)
 
 
 def create_with_code(
@@ -277,6 +297,30 @@ def find_refresh_token(conn: Connection, token: str) -> RefreshRecord | None:
 
 def use_refresh_token(conn: Connection, token: str, now: int) -> bool:
     return _USE_REFRESH.execute(conn, digest=digest(token), now=now) == 1
+
+
+def rotate_refresh_token(
+    conn: Connection, spent: str, grant_id: str, jti: str, access_expires_at: int, now: int
+) -> str | None:
+    """Retire ``spent``, issue its successor and record the new access token's id, all or
+    nothing; returns the successor, or None when ``spent`` was already used (by a racing
+    request or a thief: the caller revokes the family)."""
+    token = new_token(32)
+    if conn.dialect.name == "postgresql":
+        row = _ROTATE_REFRESH.first(
+            conn,
+            digest=digest(spent),
+            new_digest=digest(token),
+            jti=jti,
+            expires_at=access_expires_at,
+            now=now,
+        )
+        return token if row is not None and row["rotated"] == 1 else None
+    if not use_refresh_token(conn, spent, now):
+        return None
+    _INSERT_REFRESH.execute(conn, token_digest=digest(token), grant_id=grant_id, created_at=now)
+    record_access_token(conn, jti, grant_id, access_expires_at)
+    return token
 
 
 def record_access_token(conn: Connection, jti: str, grant_id: str, expires_at: int) -> None:

@@ -49,7 +49,7 @@ def exchange(
         pkce.check(record.code_challenge, params.value("code_verifier"))
     except InvalidGrant as exc:
         return exc
-    body, jti = token_response(
+    issued = token_response(
         conn,
         provider,
         key,
@@ -59,6 +59,8 @@ def exchange(
         now=now,
         holder=record.holder,
     )
+    assert issued is not None  # only a spent refresh token can come back empty
+    body, jti = issued
     outbox.record(
         conn,
         EventType.TOKEN_ISSUED,

@@ -54,11 +54,20 @@ def exchange(
         scope = " ".join(s for s in grant.scope.split() if s in asked)
     # Retire the token only once the request is known to be good: a refused request must leave it
     # usable, or the client's corrected retry would look like theft.
-    if not grant_store.use_refresh_token(conn, token, now):
-        return _reused(conn, grant, now)
-    body, jti = token_response(
-        conn, provider, key, grant, scope=scope, nonce=None, now=now, holder=record.holder
+    issued = token_response(
+        conn,
+        provider,
+        key,
+        grant,
+        scope=scope,
+        nonce=None,
+        now=now,
+        holder=record.holder,
+        spent_refresh_token=token,
     )
+    if issued is None:
+        return _reused(conn, grant, now)
+    body, jti = issued
     outbox.record(
         conn,
         EventType.TOKEN_REFRESHED,
