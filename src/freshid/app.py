@@ -41,6 +41,8 @@ from freshid.ui.methods import upstream as upstream_page
 from freshid.ui.pages import STATIC_DIR, error_page
 from freshid.web.access_log import AccessLog
 from freshid.web.security import SecurityHeaders
+from freshid.web.unavailable import DATABASE_UNAVAILABLE
+from freshid.web.unavailable import handler as database_unavailable
 
 log = logging.getLogger("freshid")
 
@@ -140,7 +142,12 @@ def create_app(
             Middleware(AccessLog),
             Middleware(SecurityHeaders, hsts=settings.cookies_secure),
         ],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            # A database outage is "retry later" (503), not a failure of the request (500).
+            **dict.fromkeys(DATABASE_UNAVAILABLE, database_unavailable(_wants_json)),
+            Exception: _server_error,
+        },
         lifespan=lifespan,
     )
     app.state.provider = provider

@@ -26,8 +26,7 @@ from tests.conftest import (
     free_port,
     serve_in_thread,
 )
-
-REDIRECT_URI = "http://127.0.0.1:9/cb"
+from tests.flows import REDIRECT_URI
 
 
 @dataclass(frozen=True)
