@@ -94,7 +94,8 @@ class Provider:
         return await anyio.to_thread.run_sync(run, limiter=self.db_limiter)
 
     async def write_short(self, fn: Callable[[Connection], T]) -> T:
-        """A write of a few indexed statements and no other I/O (the token endpoint's). On
+        """A write of a few indexed statements and no other I/O (the token endpoint's, issuing a
+        code). On
         SQLite it runs on the event loop when the store is free at once — the hand-off to a
         worker thread costs more than such a transaction — and in a worker thread otherwise;
         PostgreSQL's network round trips always go to a worker thread."""

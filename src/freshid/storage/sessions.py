@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from freshid.events.catalog import EventType
 from freshid.methods.base import CompletedMethod
 from freshid.sessions.model import AuthenticationEvent, Session, combine
 from freshid.storage import grants as grant_store
+from freshid.storage.prepared import Prepared, json_value
 from freshid.storage.tables import session_authentications, sessions
 from freshid.tokens.secrets import digest, new_token
 
@@ -26,32 +28,60 @@ class RequestContext:
     client_id: str | None = None
 
 
+_SA = session_authentications
+# The methods of a session's latest authentication event, in one statement: these lookups run
+# on every authorization request and hosted page (:mod:`freshid.storage.prepared`).
+_LATEST_EVENT_ID = (
+    sa.select(_SA.c.event_id)
+    .where(_SA.c.session_id == sa.bindparam("session_id"))
+    .order_by(_SA.c.completed_at.desc(), _SA.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LATEST_EVENT = Prepared(
+    sa.select(_SA.c.event_id, _SA.c.method, _SA.c.amr, _SA.c.factors, _SA.c.phishing_resistant)
+    .where(_SA.c.session_id == sa.bindparam("session_id"), _SA.c.event_id == _LATEST_EVENT_ID)
+    .order_by(_SA.c.id)
+)
+_SESSION_COLUMNS = (
+    sessions.c.id,
+    sessions.c.user_id,
+    sessions.c.created_at,
+    sessions.c.auth_time,
+    sessions.c.last_seen_at,
+    sessions.c.expires_at,
+    sessions.c.revoked_at,
+)
+_BY_COOKIE = Prepared(
+    sa.select(*_SESSION_COLUMNS).where(sessions.c.cookie_digest == sa.bindparam("digest"))
+)
+_BY_ID = Prepared(sa.select(*_SESSION_COLUMNS).where(sessions.c.id == sa.bindparam("id")))
+_TOUCH = Prepared(
+    sessions.update()
+    .where(sessions.c.id == sa.bindparam("id"))
+    .values(last_seen_at=sa.bindparam("now"))
+)
+
+
 def _latest_event(conn: Connection, session_id: str) -> tuple[str | None, AuthenticationEvent]:
-    sa_ = session_authentications
-    last = conn.execute(
-        sa.select(sa_.c.event_id)
-        .where(sa_.c.session_id == session_id)
-        .order_by(sa_.c.completed_at.desc(), sa_.c.id.desc())
-        .limit(1)
-    ).first()
-    if last is None:
+    rows = _LATEST_EVENT.all(conn, session_id=session_id)
+    if not rows:
         return None, combine([])
-    rows = conn.execute(
-        sa.select(sa_.c.method, sa_.c.amr, sa_.c.factors, sa_.c.phishing_resistant)
-        .where(sa_.c.session_id == session_id, sa_.c.event_id == last.event_id)
-        .order_by(sa_.c.id)
-    ).all()
     parts = [
-        (r.method, tuple(r.amr), frozenset(r.factors or ()), bool(r.phishing_resistant))
+        (
+            r["method"],
+            tuple(json_value(r["amr"])),
+            frozenset(json_value(r["factors"]) or ()),
+            bool(r["phishing_resistant"]),
+        )
         for r in rows
     ]
-    return last.event_id, combine(parts)
+    return rows[0]["event_id"], combine(parts)
 
 
-def _session(conn: Connection, row: sa.Row[Any] | None) -> Session | None:
-    if row is None:
+def _session(conn: Connection, m: Mapping[Any, Any] | None) -> Session | None:
+    if m is None:
         return None
-    m = row._mapping
     event_id, event = _latest_event(conn, m["id"])
     return Session(
         m["id"],
@@ -71,16 +101,11 @@ def _session(conn: Connection, row: sa.Row[Any] | None) -> Session | None:
 
 
 def by_cookie(conn: Connection, cookie_secret: str) -> Session | None:
-    row = conn.execute(
-        sessions.select().where(sessions.c.cookie_digest == digest(cookie_secret))
-    ).first()
-    return _session(conn, row)
+    return _session(conn, _BY_COOKIE.first(conn, digest=digest(cookie_secret)))
 
 
 def by_id(conn: Connection, session_id: str) -> Session | None:
-    return _session(
-        conn, conn.execute(sessions.select().where(sessions.c.id == session_id)).first()
-    )
+    return _session(conn, _BY_ID.first(conn, id=session_id))
 
 
 def _append(
@@ -231,7 +256,7 @@ def revoke(
 
 
 def touch(conn: Connection, session_id: str, now: int) -> None:
-    conn.execute(sessions.update().where(sessions.c.id == session_id).values(last_seen_at=now))
+    _TOUCH.execute(conn, id=session_id, now=now)
 
 
 def is_alive(conn: Connection, session_id: str, now: int, idle_ttl: int) -> bool:
@@ -269,7 +294,7 @@ def live_for_user(conn: Connection, user_id: str, now: int, idle_ttl: int) -> li
     ).all()
     out = []
     for row in rows:
-        session = _session(conn, row)
+        session = _session(conn, row._mapping)
         if session is not None:
             out.append(SessionSummary(session, row._mapping["user_agent"]))
     return out

@@ -53,7 +53,8 @@ async def authorize(request: Request) -> Response:
 
     def load(conn: Connection) -> tuple[Client | None, flow.SignedIn | None]:
         client_id = params.value("client_id")
-        client = flow.find_client(conn, client_id) if client_id else None
+        # Cached for a few seconds, as at the token endpoint (Provider.client).
+        client = provider.client(conn, client_id) if client_id else None
         return client, flow.current_session(conn, cookie, provider)
 
     found_client, signed_in = await provider.read(load)

@@ -175,7 +175,7 @@ async def _issue_code(
             grant_ttl=settings.refresh_token_ttl,
         )
 
-    code = await provider.write(store)
+    code = await provider.write_short(store)
     return redirect_to_client(
         areq.redirect_uri, {"code": code, "state": areq.state, "iss": provider.issuer}
     )
