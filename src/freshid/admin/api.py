@@ -41,6 +41,7 @@ from freshid.provider import Provider
 from freshid.storage import clients as client_store
 from freshid.storage import sessions as session_store
 from freshid.storage.tables import clients, sessions, users
+from freshid.web.unavailable import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 log = logging.getLogger("freshid.admin")
 
@@ -765,6 +766,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, titles.get(exc.status_code, "Bad request"), str(exc.detail))
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("admin API: database unavailable (%s) on %s", type(exc).__name__, request.url.path)
+    return problem(
+        503,
+        "Service unavailable",
+        "the database is unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     # The type only: the text may echo request data.
     log.error("admin API: unhandled %s on %s", type(exc).__name__, request.url.path)
@@ -846,7 +857,11 @@ def create_api(provider: Provider) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            **dict.fromkeys(DATABASE_UNAVAILABLE, _database_unavailable),
+            Exception: _server_error,
+        },
     )
     app.state.provider = provider
     return app
