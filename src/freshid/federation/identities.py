@@ -16,9 +16,11 @@ A new link is made in one of three ways, and no other:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
-from sqlalchemy import RowMapping
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection as DB
 
 from freshid.events import outbox
@@ -26,6 +28,7 @@ from freshid.events.catalog import EventType
 from freshid.federation.connections import Connection
 from freshid.methods.oidc_upstream import UpstreamProof
 from freshid.storage import users as user_store
+from freshid.storage.prepared import Prepared
 from freshid.storage.tables_federation import federated_identities as table
 from freshid.storage.users import User
 from freshid.tokens.secrets import new_token
@@ -47,7 +50,7 @@ class Identity:
     last_used_at: int | None
 
 
-def _row(m: RowMapping) -> Identity:
+def _row(m: Mapping[Any, Any]) -> Identity:
     return Identity(
         m["id"],
         m["connection_id"],
@@ -67,11 +70,16 @@ def by_subject(db: DB, connection_id: str, subject: str) -> Identity | None:
     return _row(row._mapping) if row else None
 
 
+# Read on every authorization request, to know what the user could re-prove it with.
+_FOR_USER = Prepared(
+    sa.select(*(table.c[f.name] for f in fields(Identity)))
+    .where(table.c.user_id == sa.bindparam("user_id"))
+    .order_by(table.c.created_at, table.c.id)
+)
+
+
 def for_user(db: DB, user_id: str) -> list[Identity]:
-    rows = db.execute(
-        table.select().where(table.c.user_id == user_id).order_by(table.c.created_at, table.c.id)
-    )
-    return [_row(r._mapping) for r in rows]
+    return [_row(m) for m in _FOR_USER.all(db, user_id=user_id)]
 
 
 def link(

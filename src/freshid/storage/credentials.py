@@ -7,13 +7,14 @@ passkey assertion or recovery code have exactly one winner on SQLite and Postgre
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from freshid.storage.prepared import Prepared
 from freshid.storage.tables import credentials
 from freshid.tokens.secrets import new_token
 
@@ -47,7 +48,7 @@ class Credential:
     last_used_at: int | None
 
 
-def _row(m: sa.RowMapping) -> Credential:
+def _row(m: Mapping[Any, Any]) -> Credential:
     return Credential(
         m["id"],
         m["user_id"],
@@ -65,12 +66,20 @@ def _row(m: sa.RowMapping) -> Credential:
     )
 
 
+_FOR_USER = sa.select(*(credentials.c[f.name] for f in fields(Credential))).where(
+    credentials.c.user_id == sa.bindparam("user_id")
+)
+_ORDER = (credentials.c.created_at, credentials.c.id)
+# Read on every authorization request, to know what the user could re-prove it with.
+_CONFIRMED_FOR_USER = Prepared(
+    _FOR_USER.where(credentials.c.confirmed_at.is_not(None)).order_by(*_ORDER)
+)
+_ALL_FOR_USER = Prepared(_FOR_USER.order_by(*_ORDER))
+
+
 def for_user(conn: Connection, user_id: str, *, confirmed_only: bool = True) -> list[Credential]:
-    query = credentials.select().where(credentials.c.user_id == user_id)
-    if confirmed_only:
-        query = query.where(credentials.c.confirmed_at.is_not(None))
-    rows = conn.execute(query.order_by(credentials.c.created_at, credentials.c.id))
-    return [_row(r._mapping) for r in rows]
+    query = _CONFIRMED_FOR_USER if confirmed_only else _ALL_FOR_USER
+    return [_row(m) for m in query.all(conn, user_id=user_id)]
 
 
 def by_id(conn: Connection, user_id: str, credential_id: str) -> Credential | None:

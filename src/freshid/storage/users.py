@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from freshid.events import outbox
 from freshid.events.catalog import EventType
+from freshid.storage.prepared import Prepared
 from freshid.storage.tables import users
 from freshid.tokens.secrets import new_token
 
@@ -29,7 +32,10 @@ def normalise_email(email: str) -> str:
 def _row(row: sa.Row[tuple[object, ...]] | None) -> User | None:
     if row is None:
         return None
-    m = row._mapping
+    return _user(row._mapping)
+
+
+def _user(m: Mapping[Any, Any]) -> User:
     return User(m["id"], m["email"], m["password_hash"], bool(m["disabled"]), m["created_at"])
 
 
@@ -52,8 +58,17 @@ def by_email(conn: Connection, email: str) -> User | None:
     return _row(conn.execute(users.select().where(users.c.email == normalise_email(email))).first())
 
 
+# Read on every authorization request (:mod:`freshid.storage.prepared`).
+_BY_ID = Prepared(
+    sa.select(
+        users.c.id, users.c.email, users.c.password_hash, users.c.disabled, users.c.created_at
+    ).where(users.c.id == sa.bindparam("id"))
+)
+
+
 def by_id(conn: Connection, user_id: str) -> User | None:
-    return _row(conn.execute(users.select().where(users.c.id == user_id)).first())
+    m = _BY_ID.first(conn, id=user_id)
+    return None if m is None else _user(m)
 
 
 def all_users(conn: Connection) -> list[User]:
