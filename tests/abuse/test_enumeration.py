@@ -116,18 +116,30 @@ def _assert_same_answer(
     assert _normalise(known_page, known) == _normalise(unknown_page, unknown)
 
 
-def _assert_same_time(
-    server: RunningServer, rp: RelyingParty, browser: Browser, attempt: Attempt
-) -> tuple[float, float]:
-    known_users = [new_user(server)[0] for _ in range(TRIES)]
+def _medians(
+    server: RunningServer, rp: RelyingParty, browser: Browser, attempt: Attempt, tries: int
+) -> tuple[float, float, float]:
+    known_users = [new_user(server)[0] for _ in range(tries)]
     attempt(browser, rp, _unknown())  # warm-up
     known_times, unknown_times = [], []
     for email in known_users:  # interleaved, so drift hits both sides alike
         known_times.append(attempt(browser, rp, email)[1])
         unknown_times.append(attempt(browser, rp, _unknown())[1])
-    known_median = statistics.median(known_times)
-    unknown_median = statistics.median(unknown_times)
-    overall = statistics.median(known_times + unknown_times)
+    return (
+        statistics.median(known_times),
+        statistics.median(unknown_times),
+        statistics.median(known_times + unknown_times),
+    )
+
+
+def _assert_same_time(
+    server: RunningServer, rp: RelyingParty, browser: Browser, attempt: Attempt
+) -> tuple[float, float]:
+    known_median, unknown_median, overall = _medians(server, rp, browser, attempt, TRIES)
+    if abs(known_median - unknown_median) >= TOLERANCE * overall:
+        # A busy machine (other processes on two cores) can skew one short sample; a real
+        # difference shows again in a second, longer one, which alone decides.
+        known_median, unknown_median, overall = _medians(server, rp, browser, attempt, 2 * TRIES)
     assert abs(known_median - unknown_median) < TOLERANCE * overall, (
         f"known {known_median * 1000:.1f} ms vs unknown {unknown_median * 1000:.1f} ms"
     )
