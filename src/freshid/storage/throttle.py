@@ -80,11 +80,15 @@ def reserve_attempt(
 def succeeded(conn: Connection, email: str, ip: str, user_id: str, now: int) -> None:
     pair, by_ip, by_account = _buckets(email, ip)
     conn.execute(login_failures.delete().where(login_failures.c.bucket == pair))
-    conn.execute(
-        login_failures.update()
-        .where(login_failures.c.bucket.in_([by_ip, by_account]), login_failures.c.failures > 0)
-        .values(failures=login_failures.c.failures - 1)
-    )
+    # One bucket at a time, in reserve_attempt's order (pair, address, account): a single
+    # UPDATE ... IN (...) locks rows in index order, which could be the reverse of a concurrent
+    # reservation's and deadlock on PostgreSQL (found by the soak: a correct password got a 503).
+    for bucket in (by_ip, by_account):
+        conn.execute(
+            login_failures.update()
+            .where(login_failures.c.bucket == bucket, login_failures.c.failures > 0)
+            .values(failures=login_failures.c.failures - 1)
+        )
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     stmt = dialect.insert(known_addresses).values(
         user_id=user_id, address_digest=digest(ip), last_success_at=now
