@@ -269,7 +269,7 @@ def test_the_cache_honours_exp_size_and_key_changes(
     tokens = [issuer.token() for _ in range(3)]
     for raw in tokens:
         cache.put(raw, verifier.verify(raw, keys, NOW), keys.fingerprint)
-    assert cache.get(tokens[0], NOW) is None  # evicted (LRU)
+    assert cache.get(tokens[0], NOW) is None  # evicted (oldest first)
     assert cache.get(tokens[1], NOW) is not None
     assert cache.get(tokens[1], NOW + 600) is None  # expired
     assert cache.get(tokens[2], NOW) is not None

@@ -32,10 +32,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from freshid_guard._frozen import build
 from freshid_guard.acr import satisfies
 from freshid_guard.errors import UnknownAction
 from freshid_guard.policy import ActionPolicy
 from freshid_guard.verify import DEFAULT_LEEWAY, VerifiedToken
+
+_NO_ACTIONS: frozenset[str] = frozenset()
 
 StepUpReason = Literal["other_action", "stale", "acr", "amr", "unbound", "replayed"]
 
@@ -114,8 +117,11 @@ EvidenceHook = Callable[[Evidence], None]
 
 def judge(token: VerifiedToken, policy: ActionPolicy, now: int) -> Allowed | StepUp:
     """The pure decision (checks 1-5 above), without consuming a bound proof."""
-    age = max(0, now - token.auth_time)
-    bound_to = token.bound_actions
+    age = now - token.auth_time
+    if age < 0:
+        age = 0
+    # Most tokens carry no authorization details: skip the property call for them.
+    bound_to = token.bound_actions if token.authorization_details else _NO_ACTIONS
     if bound_to and policy.action not in bound_to:
         return StepUp(policy, "other_action", age)
     if age > policy.max_age:
@@ -126,7 +132,8 @@ def judge(token: VerifiedToken, policy: ActionPolicy, now: int) -> Allowed | Ste
         return StepUp(policy, "amr", age)
     if policy.bind and policy.action not in bound_to:
         return StepUp(policy, "unbound", age)
-    return Allowed(token, policy, age, bound=policy.bind)
+    # Every allowed request builds one: without the dataclass __init__ (see _frozen).
+    return build(Allowed, token=token, policy=policy, proof_age=age, bound=policy.bind)
 
 
 class ReplayStore(Protocol):
@@ -187,7 +194,10 @@ class Freshness:
             if name != policy.action:
                 raise ValueError(f"policy for {name!r} is named {policy.action!r}")
         self.policies = dict(policies)
-        self.replay_store: ReplayStore = replay_store or InMemoryReplayStore()
+        # "is not None": an empty InMemoryReplayStore is falsy (it has __len__), yet it was given.
+        self.replay_store: ReplayStore = (
+            replay_store if replay_store is not None else InMemoryReplayStore()
+        )
         self.on_evidence = on_evidence
         self.leeway = leeway
 
@@ -202,7 +212,12 @@ class Freshness:
 
     def require_fresh(self, token: VerifiedToken, action: str, now: int) -> Allowed | StepUp:
         """Judge ``token`` for ``action`` at ``now``, consume a bound proof, record evidence."""
-        policy = self.policy(action)
+        return self.decide(token, self.policy(action), now)
+
+    def decide(self, token: VerifiedToken, policy: ActionPolicy, now: int) -> Allowed | StepUp:
+        """:meth:`require_fresh` for a policy already looked up (the caller checked the action
+        exists before verifying the token; one dictionary lookup per request is enough)."""
+        action = policy.action
         outcome = judge(token, policy, now)
         if isinstance(outcome, StepUp):
             return outcome

@@ -22,14 +22,12 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from freshid_guard.errors import InvalidToken
 
@@ -39,37 +37,91 @@ PublicKey = (
 
 FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
 DEFAULT_MAX_TOKEN_LENGTH = 16_384
-_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _MIN_RSA_BITS = 2048
 
 
 # --- algorithms ---------------------------------------------------------------------------------
 
+SignatureCheck = Callable[[bytes, bytes], bool]
+"""``check(signing_input, signature)``: whether the signature is valid (one key, one algorithm)."""
+
 
 @dataclass(frozen=True)
 class _Algorithm:
     kty: str
-    verify: Callable[[PublicKey, bytes, bytes], bool]
+    bind: Callable[[PublicKey], SignatureCheck | None]
+    """The check for one key, or ``None`` when the key cannot be used with the algorithm. Binding
+    once per key keeps the key-type and curve tests, and the lookups, off the per-token path."""
 
 
 def _ecdsa(curve: type[ec.EllipticCurve], size: int, digest: hashes.HashAlgorithm) -> _Algorithm:
     scheme = ec.ECDSA(digest)
 
-    def verify(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
-        # RFC 7518 §3.4: the signature is R || S, each exactly ``size`` octets.
+    def bind(key: PublicKey) -> SignatureCheck | None:
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
-            return False
-        if len(signature) != 2 * size:
-            return False
-        r = int.from_bytes(signature[:size], "big")
-        s = int.from_bytes(signature[size:], "big")
-        try:
-            key.verify(encode_dss_signature(r, s), signing_input, scheme)
-        except InvalidSignature:
-            return False
-        return True
+            return None
+        verify = key.verify
 
-    return _Algorithm("EC", verify)
+        def check(signing_input: bytes, signature: bytes) -> bool:
+            # RFC 7518 §3.4: the signature is R || S, each exactly ``size`` octets.
+            if len(signature) != 2 * size:
+                return False
+            try:
+                verify(der_signature(signature, size), signing_input, scheme)
+            except InvalidSignature:
+                return False
+            return True
+
+        return check
+
+    return _Algorithm("EC", bind)
+
+
+def _der_integer(value: bytes) -> bytes:
+    """A big-endian unsigned integer as a DER INTEGER (X.690 §8.3): no leading zero octets,
+    except one before a high bit, which would otherwise read as a sign."""
+    value = value.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + bytes((len(value),)) + value  # at most 67 octets: short length form
+
+
+def _der_sequence(body: bytes) -> bytes:
+    # X.690 §8.1.3: the short length form below 128 octets, else one length octet (ES512: 138).
+    length = bytes((len(body),)) if len(body) < 0x80 else bytes((0x81, len(body)))
+    return b"\x30" + length + body
+
+
+def _der_framing(size: int, r_high: bool, s_high: bool) -> tuple[bytes, bytes]:
+    """The DER octets before R and between R and S when neither starts with a zero octet: they
+    depend only on the size and on each integer's high bit (which needs a zero octet before it)."""
+    r, s = (b"\x80" if r_high else b"\x01") * size, (b"\x80" if s_high else b"\x01") * size
+    encoded = _der_sequence(_der_integer(r) + _der_integer(s))
+    before_r = encoded[: encoded.index(r)]
+    return before_r, encoded[len(before_r) + size : -size]
+
+
+_DER_FRAMING = {
+    (size, r_high, s_high): _der_framing(size, r_high, s_high)
+    for size in (32, 48, 66)
+    for r_high in (False, True)
+    for s_high in (False, True)
+}
+
+
+def der_signature(signature: bytes, size: int) -> bytes:
+    """The DER ``Ecdsa-Sig-Value`` (RFC 3279 §2.2.3) that ``cryptography`` verifies, from a JWS
+    ECDSA signature, R || S of ``size`` octets each (RFC 7518 §3.4): what
+    ``encode_dss_signature(int(R), int(S))`` returns, for a third of its cost (no round trip
+    through Python ints; ``tests/guard`` compares the two)."""
+    if len(signature) != 2 * size:
+        raise ValueError("an ECDSA signature is R || S, each exactly `size` octets")
+    r, s = signature[:size], signature[size:]
+    if r[0] and s[0]:  # 255 signatures in 256: the framing is known, only R and S are copied
+        framing = _DER_FRAMING.get((size, r[0] > 0x7F, s[0] > 0x7F))
+        if framing is not None:
+            return framing[0] + r + framing[1] + s
+    return _der_sequence(_der_integer(r) + _der_integer(s))
 
 
 def _rsa(digest: hashes.HashAlgorithm, pss: bool) -> _Algorithm:
@@ -79,26 +131,36 @@ def _rsa(digest: hashes.HashAlgorithm, pss: bool) -> _Algorithm:
         else padding.PKCS1v15()
     )
 
-    def verify(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+    def bind(key: PublicKey) -> SignatureCheck | None:
         if not isinstance(key, rsa.RSAPublicKey):
-            return False
+            return None
+        rsa_key = key
+
+        def check(signing_input: bytes, signature: bytes) -> bool:
+            try:
+                rsa_key.verify(signature, signing_input, pad, digest)
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+
+        return check
+
+    return _Algorithm("RSA", bind)
+
+
+def _eddsa(key: PublicKey) -> SignatureCheck | None:
+    if not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return None
+    verify = key.verify
+
+    def check(signing_input: bytes, signature: bytes) -> bool:
         try:
-            key.verify(signature, signing_input, pad, digest)
-        except (InvalidSignature, ValueError):
+            verify(signature, signing_input)
+        except InvalidSignature:
             return False
         return True
 
-    return _Algorithm("RSA", verify)
-
-
-def _eddsa(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
-    if not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        return False
-    try:
-        key.verify(signature, signing_input)
-    except InvalidSignature:
-        return False
-    return True
+    return check
 
 
 ALGORITHMS: Mapping[str, _Algorithm] = {
@@ -130,12 +192,33 @@ def check_algorithms(algorithms: frozenset[str]) -> frozenset[str]:
 
 # --- compact serialization ----------------------------------------------------------------------
 
+# base64url → standard base64 in one ``bytes.translate``: ``-``/``_`` become ``+``/``/``, the rest
+# of the alphabet stays, and every other byte (``+``, ``/``, ``=``, ``.``, whitespace...) becomes
+# ``!``, which strict ``a2b_base64`` refuses. Decoding thus also checks the alphabet: no regex pass.
+_URLSAFE_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD = bytes.maketrans(
+    bytes(b for b in range(256) if b not in _URLSAFE_ALPHABET) + b"-_",
+    b"!" * (256 - len(_URLSAFE_ALPHABET)) + b"+/",
+)
+# Padding to add by ``len % 4``; a length of 4k + 1 cannot be base64 and ``a2b_base64`` says so.
+_PADDING = (b"", b"", b"==", b"=")
+
+
+def b64url_bytes(segment: bytes) -> bytes:
+    """Decode unpadded base64url (RFC 7515 §2) strictly; raises :class:`InvalidToken`."""
+    try:
+        return binascii.a2b_base64(
+            segment.translate(_TO_STANDARD) + _PADDING[len(segment) & 3], strict_mode=True
+        )
+    except binascii.Error:
+        raise InvalidToken("the token is not valid base64url") from None
+
 
 def b64url_decode(segment: str) -> bytes:
-    """Decode unpadded base64url (RFC 7515 §2); raises :class:`InvalidToken`."""
+    """:func:`b64url_bytes` for text; raises :class:`InvalidToken`."""
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return b64url_bytes(segment.encode("ascii"))
+    except UnicodeEncodeError:
         raise InvalidToken("the token is not valid base64url") from None
 
 
@@ -157,6 +240,9 @@ def _no_constants(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+# The C scanner under ``JSONDecoder.raw_decode`` (which is a Python wrapper around it):
+# ``scan(text, index)`` returns the value there and where it ends. Not in the type stubs.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -174,7 +260,16 @@ def payload_object(data: bytes) -> dict[str, Any]:
     """Parse a *verified* payload: a UTF-8 JSON object. Duplicate members resolve to the last one,
     as RFC 7519 §4 permits (the issuer signed it; the header, read before any check, is strict)."""
     try:
-        value = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        # The bare scanner skips ``json.loads``'s two whitespace regex passes and two Python
+        # calls (a third of its cost on a token payload). Whatever it does not consume whole —
+        # surrounding whitespace, or no JSON at all — goes through ``json.loads``, which decides.
+        try:
+            value, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end != len(text):
+            value = json.loads(text)
     except (ValueError, RecursionError):
         raise InvalidToken("the token's payload is not a JSON object") from None
     if not isinstance(value, dict):
@@ -182,40 +277,27 @@ def payload_object(data: bytes) -> dict[str, Any]:
     return value
 
 
-class CompactJWS(NamedTuple):
-    header: Mapping[str, Any]
-    """Read-only: parsed headers are shared between tokens with the same header segment."""
-    payload: bytes
-    signing_input: bytes
-    signature: bytes
+def split_compact(
+    token: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """Split a compact JWS (RFC 7515 §7.1) into its header segment, its signing input
+    (``header.payload``, the bytes the signature covers), its payload segment and its signature
+    segment: all non-empty, nothing decoded or trusted yet.
 
-
-_HEADER_CACHE: dict[str, Mapping[str, Any]] = {}
-_HEADER_CACHE_SIZE = 128
-
-
-def _header(segment: str) -> Mapping[str, Any]:
-    # Tokens from one issuer share a handful of headers (alg, kid, typ): parse each once.
-    header = _HEADER_CACHE.get(segment)
-    if header is None:
-        header = MappingProxyType(json_object(b64url_decode(segment), "header"))
-        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
-            _HEADER_CACHE.clear()
-        _HEADER_CACHE[segment] = header
-    return header
-
-
-def parse_compact(token: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) -> CompactJWS:
-    """Split and decode a compact JWS without trusting anything in it yet."""
-    if not isinstance(token, str) or len(token) > max_length or not _COMPACT.fullmatch(token):
+    The segments' alphabet is checked when each is decoded (:func:`b64url_bytes`); a fourth dot
+    lands inside the payload segment, whose decoding refuses it.
+    """
+    if not isinstance(token, str) or len(token) > max_length:
         raise InvalidToken("the token is not a compact JWS")
-    header_b64, payload_b64, signature_b64 = token.split(".")
-    return CompactJWS(
-        _header(header_b64),
-        b64url_decode(payload_b64),
-        token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii"),
-        b64url_decode(signature_b64),
-    )
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidToken("the token is not a compact JWS") from None
+    signing_input, dot, signature = raw.rpartition(b".")
+    header, dot, payload = signing_input.partition(b".") if dot else (b"", b"", b"")
+    if not (dot and header and payload and signature):
+        raise InvalidToken("the token is not a compact JWS")
+    return header, signing_input, payload, signature
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -239,12 +321,27 @@ class JWK:
     alg: str | None
     key: PublicKey
 
+    _checks: dict[str, SignatureCheck | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Signature checks bound to this key, by algorithm, made on first use."""
+
     def accepts(self, alg: str) -> bool:
         """RFC 7517 §4.4 / RFC 8725 §3.1: the key's own ``alg`` and type must fit the token's."""
         algorithm = ALGORITHMS.get(alg)
         if algorithm is None or algorithm.kty != self.kty:
             return False
         return self.alg is None or self.alg == alg
+
+    def signature_check(self, alg: str) -> SignatureCheck | None:
+        """The check of ``alg`` signatures by this key, or ``None`` when the key may not be used
+        with ``alg`` (:meth:`accepts`, and the key's curve for ``ES*``)."""
+        try:
+            return self._checks[alg]
+        except KeyError:
+            check = ALGORITHMS[alg].bind(self.key) if self.accepts(alg) else None
+            self._checks[alg] = check
+            return check
 
 
 def _coordinate(jwk: Mapping[str, Any], name: str, size: int | None = None) -> bytes:
@@ -351,6 +448,11 @@ class KeySet(Mapping[str, JWK]):
     def __getitem__(self, kid: str) -> JWK:
         return self._keys[kid]
 
+    def find(self, kid: str) -> JWK | None:
+        """The key named ``kid``, or ``None`` (``Mapping.get`` without its two Python-level calls:
+        this runs for every token verified)."""
+        return self._keys.get(kid)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)
 
@@ -359,11 +461,3 @@ class KeySet(Mapping[str, JWK]):
 
     def __repr__(self) -> str:
         return f"KeySet(kids={sorted(self._keys)!r})"
-
-
-def verify_signature(jws: CompactJWS, jwk: JWK, alg: str) -> None:
-    """Raise :class:`InvalidToken` unless ``jws`` carries a valid ``alg`` signature by ``jwk``."""
-    if not jwk.accepts(alg):
-        raise InvalidToken("the token's algorithm does not match its key")
-    if not ALGORITHMS[alg].verify(jwk.key, jws.signing_input, jws.signature):
-        raise InvalidToken("the token's signature is invalid")

@@ -118,6 +118,14 @@ class JWKSCache:
             return None
         return self.keys
 
+    def fresh(self, now: int) -> KeySet | None:
+        """The keys, when they are younger than ``ttl``, else ``None``: then no fetch is due and
+        they are usable, so every verification asks this first, before :meth:`should_fetch`."""
+        keys, fetched_at = self.keys, self.fetched_at
+        if keys is not None and fetched_at is not None and now < fetched_at + self.ttl:
+            return keys
+        return None
+
     def should_fetch(self, now: int, *, unknown_kid: bool = False) -> bool:
         """Whether to fetch now: missing or expired keys, or an unknown ``kid``, rate limited."""
         if self.last_attempt is not None and now - self.last_attempt < self.min_refetch_interval:

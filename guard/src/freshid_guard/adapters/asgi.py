@@ -59,10 +59,21 @@ class Rule:
         return compile_pattern(self.pattern)
 
 
-def _header_values(scope: Scope, name: bytes) -> list[str]:
-    return [
-        value.decode("latin-1") for key, value in scope.get("headers", []) if key.lower() == name
-    ]
+def _authorization(scope: Scope) -> str | list[str] | None:
+    """The request's ``Authorization`` header: its value, every value when it came more than
+    once (the guard refuses that), or ``None``."""
+    found: str | list[str] | None = None
+    for key, value in scope.get("headers", ()):
+        # Servers send names in lower case (ASGI); lower() anyway, but only when it could matter.
+        if key == b"authorization" or (len(key) == 13 and key.lower() == b"authorization"):
+            text = value.decode("latin-1")
+            if found is None:
+                found = text
+            elif isinstance(found, str):
+                found = [found, text]
+            else:
+                found.append(text)
+    return found
 
 
 async def send_denial(denial: Denial, send: Send) -> None:
@@ -101,11 +112,12 @@ class FreshnessMiddleware:
         self.id_token_hint = id_token_hint
         for rule in rules:
             guard.policy(rule.action)  # unknown actions fail at start-up, not per request
-        self._rules = [(rule, rule.compiled()) for rule in rules]
+        self._rules = [(rule, rule.methods, rule.compiled().fullmatch) for rule in rules]
 
     def match(self, method: str, path: str) -> Rule | None:
-        for rule, regex in self._rules:
-            if (rule.methods is None or method in rule.methods) and regex.fullmatch(path):
+        """The first rule for ``method`` and ``path``, or ``None``."""
+        for rule, methods, fullmatch in self._rules:
+            if (methods is None or method in methods) and fullmatch(path):
                 return rule
         return None
 
@@ -117,17 +129,21 @@ class FreshnessMiddleware:
         if rule is None:
             await self.app(scope, receive, send)
             return
-        browser = None
-        if self.browser is not None:
-            browser = BrowserRequest(
-                self.browser, return_path(scope), id_token_hint=safe_hint(self.id_token_hint, scope)
+        authorization = _authorization(scope)
+        # A token the guard has verified before is decided on the spot (see Guard.protect_cached);
+        # only a new token, or a refusal, takes the full asynchronous path.
+        outcome = self.guard.protect_cached(authorization, rule.action, scopes=rule.scopes)
+        if outcome is None:
+            browser = None
+            if self.browser is not None:
+                browser = BrowserRequest(
+                    self.browser,
+                    return_path(scope),
+                    id_token_hint=safe_hint(self.id_token_hint, scope),
+                )
+            outcome = await self.guard.protect_async(
+                authorization, rule.action, scopes=rule.scopes, browser=browser
             )
-        outcome = await self.guard.protect_async(
-            _header_values(scope, b"authorization"),
-            rule.action,
-            scopes=rule.scopes,
-            browser=browser,
-        )
         if isinstance(outcome, Denial):
             await send_denial(outcome, send)
             return

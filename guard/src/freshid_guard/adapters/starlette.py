@@ -103,19 +103,19 @@ class FreshAction:
         return outcome
 
     async def _protect(self, request: Request) -> Allowed | Denial:
-        browser = None
-        if self.browser is not None:
-            browser = BrowserRequest(
-                self.browser,
-                return_path(request.scope),
-                id_token_hint=safe_hint(self.id_token_hint, request),
+        authorization = request.headers.getlist("authorization")
+        outcome = self.guard.protect_cached(authorization, self.action, scopes=self.scopes)
+        if outcome is None:  # a new token, or a refusal: the full path (see Guard.protect_cached)
+            browser = None
+            if self.browser is not None:
+                browser = BrowserRequest(
+                    self.browser,
+                    return_path(request.scope),
+                    id_token_hint=safe_hint(self.id_token_hint, request),
+                )
+            outcome = await self.guard.protect_async(
+                authorization, self.action, scopes=self.scopes, browser=browser
             )
-        outcome = await self.guard.protect_async(
-            request.headers.getlist("authorization"),
-            self.action,
-            scopes=self.scopes,
-            browser=browser,
-        )
         if isinstance(outcome, Allowed):
             request.state.freshid = outcome
         return outcome
