@@ -15,23 +15,9 @@ from freshid.admin.api import ROUTES
 from freshid.events import outbox
 from freshid.events.catalog import EventType
 from freshid.storage.tables import sessions
+from tests.admin.api_client import admin_key as _key
+from tests.admin.api_client import api_client as _client
 from tests.conftest import RunningServer
-
-
-def _key(server: RunningServer, *scopes: str) -> str:
-    with server.provider.db.write() as conn:
-        _, plaintext = key_store.create(
-            conn,
-            "test",
-            frozenset(scopes or [s.value for s in key_store.Scope]),
-            server.clock.now(),
-        )
-    return plaintext
-
-
-def _client(server: RunningServer, key: str | None = None) -> httpx.Client:
-    headers = {"authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=30)
 
 
 def test_keys_scopes_and_revocation(server: RunningServer) -> None:

@@ -17,6 +17,8 @@ from freshid.admin import keys as key_store
 from freshid.federation import choices, flows, identities
 from freshid.federation import connections as connection_store
 from freshid.methods.oidc_upstream import UpstreamProof
+from tests.admin.api_client import admin_key as _key
+from tests.admin.api_client import api_client as _client
 from tests.conftest import RunningServer
 
 JSON = {"content-type": "application/json"}
@@ -30,22 +32,6 @@ OIDC: dict[str, Any] = {
     "domains": ["Corp.Example"],
     "jit": True,
 }
-
-
-def _key(server: RunningServer, *scopes: str) -> str:
-    with server.provider.db.write() as conn:
-        _, plaintext = key_store.create(
-            conn,
-            "test",
-            frozenset(scopes or [s.value for s in key_store.Scope]),
-            server.clock.now(),
-        )
-    return plaintext
-
-
-def _client(server: RunningServer, key: str | None = None) -> httpx.Client:
-    headers = {"authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=30)
 
 
 def _events(c: httpx.Client, type_: str) -> list[dict[str, Any]]:
