@@ -10,8 +10,8 @@ or to demand extensions (``crit``) is refused before any cryptography runs (RFC 
 
 Parsing is strict: three base64url segments without padding, a length cap, and a UTF-8 JSON header
 object without duplicate members (RFC 7515 §5.2) or ``NaN``/``Infinity``. The payload is parsed
-only after the signature is verified; duplicate claims there resolve to the last one, which RFC
-7519 §4 allows, and non-finite numbers are refused where a number is read.
+only after the signature is verified (with ``orjson``); duplicate claims there resolve to the last
+one, which RFC 7519 §4 allows, and ``NaN`` or ``Infinity`` anywhere refuses it.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import orjson
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from freshid_guard.errors import InvalidToken
 
@@ -54,8 +56,16 @@ class _Algorithm:
     once per key keeps the key-type and curve tests, and the lookups, off the per-token path."""
 
 
-def _ecdsa(curve: type[ec.EllipticCurve], size: int, digest: hashes.HashAlgorithm) -> _Algorithm:
-    scheme = ec.ECDSA(digest)
+def _ecdsa(
+    curve: type[ec.EllipticCurve],
+    size: int,
+    digest: hashes.HashAlgorithm,
+    hash_function: Callable[[bytes], Any],
+) -> _Algorithm:
+    # The digest is taken with ``hashlib`` and handed over as prehashed: ``cryptography`` would
+    # look the hash up and build a hashing context on every call, ~2 µs of a ~90 µs verification
+    # that the guard makes for every new token. The signature covers the same digest either way.
+    scheme = ec.ECDSA(Prehashed(digest))
 
     def bind(key: PublicKey) -> SignatureCheck | None:
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
@@ -67,7 +77,9 @@ def _ecdsa(curve: type[ec.EllipticCurve], size: int, digest: hashes.HashAlgorith
             if len(signature) != 2 * size:
                 return False
             try:
-                verify(der_signature(signature, size), signing_input, scheme)
+                verify(
+                    der_signature(signature, size), hash_function(signing_input).digest(), scheme
+                )
             except InvalidSignature:
                 return False
             return True
@@ -164,9 +176,9 @@ def _eddsa(key: PublicKey) -> SignatureCheck | None:
 
 
 ALGORITHMS: Mapping[str, _Algorithm] = {
-    "ES256": _ecdsa(ec.SECP256R1, 32, hashes.SHA256()),
-    "ES384": _ecdsa(ec.SECP384R1, 48, hashes.SHA384()),
-    "ES512": _ecdsa(ec.SECP521R1, 66, hashes.SHA512()),
+    "ES256": _ecdsa(ec.SECP256R1, 32, hashes.SHA256(), hashlib.sha256),
+    "ES384": _ecdsa(ec.SECP384R1, 48, hashes.SHA384(), hashlib.sha384),
+    "ES512": _ecdsa(ec.SECP521R1, 66, hashes.SHA512(), hashlib.sha512),
     "RS256": _rsa(hashes.SHA256(), pss=False),
     "RS384": _rsa(hashes.SHA384(), pss=False),
     "RS512": _rsa(hashes.SHA512(), pss=False),
@@ -240,9 +252,6 @@ def _no_constants(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-# The C scanner under ``JSONDecoder.raw_decode`` (which is a Python wrapper around it):
-# ``scan(text, index)`` returns the value there and where it ends. Not in the type stubs.
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -258,23 +267,19 @@ def json_object(data: bytes, what: str) -> dict[str, Any]:
 
 def payload_object(data: bytes) -> dict[str, Any]:
     """Parse a *verified* payload: a UTF-8 JSON object. Duplicate members resolve to the last one,
-    as RFC 7519 §4 permits (the issuer signed it; the header, read before any check, is strict)."""
+    as RFC 7519 §4 permits (the issuer signed it; the header, read before any check, is strict).
+
+    ``orjson`` reads it: a token payload in ~2 µs where ``json`` takes ~3-5, on a path every new
+    token takes. It is stricter than ``json`` (no ``NaN`` or ``Infinity``, no lone surrogates),
+    which only turns payloads no FreshID issuer writes into refusals; integers beyond 64 bits
+    come back as floats, which the NumericDate checks refuse as out of range."""
     try:
-        text = data.decode("utf-8")
-        # The bare scanner skips ``json.loads``'s two whitespace regex passes and two Python
-        # calls (a third of its cost on a token payload). Whatever it does not consume whole —
-        # surrounding whitespace, or no JSON at all — goes through ``json.loads``, which decides.
-        try:
-            value, end = _SCAN(text, 0)
-        except (StopIteration, ValueError):
-            end = -1
-        if end != len(text):
-            value = json.loads(text)
-    except (ValueError, RecursionError):
+        value = orjson.loads(data)
+    except (orjson.JSONDecodeError, RecursionError):
         raise InvalidToken("the token's payload is not a JSON object") from None
-    if not isinstance(value, dict):
+    if value.__class__ is not dict:
         raise InvalidToken("the token's payload is not a JSON object")
-    return value
+    return cast(dict[str, Any], value)
 
 
 def split_compact(
