@@ -87,8 +87,10 @@ def create_app(
         if migrate_on_start:
             migrate.upgrade(provider.db)
         provider.keyring(refresh=True)
+        provider.db.start_checkpoints()
         async with background_worker(provider.db, provider.now, enabled=webhook_worker):
             yield
+        provider.password.close()
         provider.db.dispose()
 
     routes = [

@@ -20,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from freshid.storage.checkpoints import JOURNAL_SIZE_LIMIT, Checkpointer
+
 
 def normalise_url(url: str) -> str:
     """Accept plain ``postgresql://`` / ``postgres://`` and pick the psycopg 3 driver."""
@@ -33,6 +35,12 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def sqlite_path(url: str) -> str:
+    """The file of a SQLite URL; empty for an in-memory database."""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    return "" if path == ":memory:" else path.split("?", 1)[0]
+
+
 _BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -41,11 +49,17 @@ class Busy(Exception):
     """A write transaction could not start without waiting (:meth:`Database.try_write`)."""
 
 
-def create_engine(url: str) -> Engine:
+class _SqliteOptions:
+    background_checkpoints = False
+    """Set before connections open: they then leave checkpoints to a :class:`Checkpointer`."""
+
+
+def create_engine(url: str, options: _SqliteOptions | None = None) -> Engine:
     url = normalise_url(url)
+    options = options or _SqliteOptions()
     if is_sqlite(url):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
+        path = sqlite_path(url)
+        if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             url,
@@ -63,6 +77,9 @@ def create_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            if options.background_checkpoints:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             cur.close()
@@ -92,8 +109,10 @@ def create_engine(url: str) -> Engine:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
-        self.engine = create_engine(self.url)
+        self._sqlite_options = _SqliteOptions()
+        self.engine = create_engine(self.url, self._sqlite_options)
         self.sqlite = is_sqlite(self.url)
+        self._checkpointer: Checkpointer | None = None
         self._write_lock = threading.Lock() if self.sqlite else None
         self._try_write_conn: Connection | None = None
 
@@ -140,8 +159,28 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def dispose(self) -> None:
+    def start_checkpoints(self) -> None:
+        """Checkpoint a SQLite file's WAL on a background thread from now on, instead of in
+        whichever commit fills it (:mod:`freshid.storage.checkpoints`); for long-running servers.
+        Call it before the store is busy: connections already open are closed and reopened."""
+        path = sqlite_path(self.url)
+        if not self.sqlite or not path or self._checkpointer is not None:
+            return
+        self._sqlite_options.background_checkpoints = True
+        self._close_kept_connection()
+        self.engine.dispose()  # idle pooled connections reconnect with the new setting
+        self._checkpointer = Checkpointer(path)
+        self._checkpointer.start()
+
+    def _close_kept_connection(self) -> None:
         if self._try_write_conn is not None:
             self._try_write_conn.close()
             self._try_write_conn = None
+
+    def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+            self._sqlite_options.background_checkpoints = False
+        self._close_kept_connection()
         self.engine.dispose()

@@ -1,0 +1,73 @@
+"""Write-ahead-log checkpoints for SQLite, on a thread of their own (https://sqlite.org/wal.html,
+"Checkpointing" and "Automatic Checkpoint"; https://sqlite.org/pragma.html#pragma_wal_checkpoint).
+
+By default SQLite checkpoints automatically: the commit that takes the WAL past 1,000 pages
+copies them into the database file and syncs it, inside that commit. Whichever request happens to
+make that commit pays for it — on the event loop, for the token endpoint's transactions — and it
+was about half of a refresh grant's commit time on average, and its slowest requests
+(docs/benchmarks.md). A server turns the automatic checkpoint off on its connections and runs
+``PRAGMA wal_checkpoint(PASSIVE)`` here every :data:`INTERVAL` seconds instead: a passive
+checkpoint never waits for readers or writers, and SQLite does its copying and syncing without
+the GIL, so requests carry on meanwhile. Frames written again between two checkpoints (the chain
+head, the newest leaf of every append-only table) are copied once, not once per commit.
+
+Only a process that runs these checkpoints turns the automatic ones off: a CLI command or a
+migration keeps SQLite's default, and the last connection to close checkpoints anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+
+INTERVAL = 0.25
+"""Seconds between checkpoints. At the token endpoint's peak (~14 pages per refresh, ~1,000
+refreshes/s) the log grows by ~15,000 pages a second; a quarter of a second of that is a few MiB."""
+
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes the WAL file is cut back to when SQLite restarts it after a burst."""
+
+_log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    """A daemon thread checkpointing one SQLite database's WAL until :meth:`stop`."""
+
+    def __init__(self, path: str, interval: float = INTERVAL) -> None:
+        self.path = path
+        self.interval = interval
+        self.checkpoints = 0
+        """Checkpoints that ran."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="freshid-wal-checkpoint", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """One passive checkpoint: ``(busy, frames in the log, frames checkpointed)``."""
+        row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.checkpoints += 1
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=1, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.wait(self.interval):
+                try:
+                    self.checkpoint(conn)
+                except sqlite3.Error as exc:
+                    # Another process checkpointing at the same moment, or a transient I/O
+                    # error: the next round tries again; SQLite's own WAL stays consistent.
+                    _log.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
