@@ -26,6 +26,7 @@ from freshid.storage import clients as client_store
 from freshid.storage import keys as key_store
 from freshid.storage.clients import Client
 from freshid.storage.database import Busy, Database
+from freshid.storage.group_commit import GroupCommit
 from freshid.tokens.keys import KeyRing
 
 T = TypeVar("T")
@@ -67,6 +68,7 @@ class Provider:
         self._ring_loaded_at = 0
         self._ring_lock = threading.Lock()
         self.db_limiter = anyio.CapacityLimiter(16)
+        self._group_commit = GroupCommit(self.db) if self.db.sqlite else None
 
     def now(self) -> int:
         return self.clock.now()
@@ -95,14 +97,13 @@ class Provider:
 
     async def write_short(self, fn: Callable[[Connection], T]) -> T:
         """A write of a few indexed statements and no other I/O (the token endpoint's, issuing a
-        code). On
-        SQLite it runs on the event loop when the store is free at once — the hand-off to a
-        worker thread costs more than such a transaction — and in a worker thread otherwise;
-        PostgreSQL's network round trips always go to a worker thread."""
-        if self.db.sqlite:
+        code). On SQLite it runs on the event loop when the store is free at once — the hand-off
+        to a worker thread costs more than such a transaction — sharing one commit with the other
+        such writes of the same turn of the loop (:mod:`freshid.storage.group_commit`), and in a
+        worker thread otherwise; PostgreSQL's network round trips always go to a worker thread."""
+        if self._group_commit is not None:
             try:
-                with self.db.try_write() as conn:
-                    return fn(conn)
+                return await self._group_commit.run(fn)
             except Busy:
                 pass
         return await self.write(fn)

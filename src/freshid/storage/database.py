@@ -133,6 +133,17 @@ class Database:
         """A SQLite write transaction that starts only if it can without waiting; raises
         :class:`Busy` otherwise (another writer in this process or in another one). Lets a short
         unit of work run on the event loop and skip the worker-thread hand-off."""
+        conn, transaction = self.try_begin()
+        try:
+            with transaction:
+                yield conn
+        finally:
+            self.end()
+
+    def try_begin(self) -> tuple[Connection, sa.RootTransaction]:
+        """:meth:`try_write`'s start, for callers whose transaction outlives one block
+        (:mod:`freshid.storage.group_commit`): on success the write lock is held until
+        :meth:`end`, after the caller commits or rolls back the transaction."""
         if self._write_lock is None or not self._write_lock.acquire(blocking=False):
             raise Busy
         try:
@@ -144,15 +155,19 @@ class Database:
                 conn = self.engine.connect().execution_options(sqlite_nowait=True)
                 self._try_write_conn = conn
             try:
-                transaction = conn.begin()
+                return conn, conn.begin()
             except (sa.exc.OperationalError, sqlite3.OperationalError):
                 self._try_write_conn = None
                 conn.close()
                 raise Busy from None
-            with transaction:
-                yield conn
-        finally:
+        except BaseException:
             self._write_lock.release()
+            raise
+
+    def end(self) -> None:
+        """Release the write lock :meth:`try_begin` took."""
+        assert self._write_lock is not None
+        self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -167,12 +182,12 @@ class Database:
         if not self.sqlite or not path or self._checkpointer is not None:
             return
         self._sqlite_options.background_checkpoints = True
-        self._close_kept_connection()
+        self.close_kept_connection()
         self.engine.dispose()  # idle pooled connections reconnect with the new setting
         self._checkpointer = Checkpointer(path)
         self._checkpointer.start()
 
-    def _close_kept_connection(self) -> None:
+    def close_kept_connection(self) -> None:
         if self._try_write_conn is not None:
             self._try_write_conn.close()
             self._try_write_conn = None
@@ -182,5 +197,5 @@ class Database:
             self._checkpointer.stop()
             self._checkpointer = None
             self._sqlite_options.background_checkpoints = False
-        self._close_kept_connection()
+        self.close_kept_connection()
         self.engine.dispose()

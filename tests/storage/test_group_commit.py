@@ -1,0 +1,149 @@
+"""Short SQLite writes of one turn of the event loop share a commit, and each still behaves as
+its own transaction: a failed one leaves nothing, exactly-once updates stay exactly-once, and
+nobody hears of success before the commit that makes it durable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from freshid.clock import FrozenClock
+from freshid.provider import Provider
+from freshid.settings import load_settings
+from freshid.storage import migrate, prepared
+from freshid.storage.group_commit import GroupCommit
+from freshid.storage.prepared import Prepared
+from freshid.storage.tables import login_failures, refresh_tokens
+
+_INSERT = prepared.insert(login_failures, ("bucket", "window_start", "failures"))
+_CLAIM = Prepared(
+    login_failures.update()
+    .where(login_failures.c.bucket == sa.bindparam("bucket"), login_failures.c.failures == 0)
+    .values(failures=1)
+)
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[Provider]:
+    settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'freshid.db'}")
+    provider = Provider(settings, FrozenClock(1_700_000_000))
+    migrate.upgrade(provider.db)
+    yield provider
+    provider.db.dispose()
+
+
+def _group(provider: Provider) -> GroupCommit:
+    group = provider._group_commit
+    assert group is not None
+    return group
+
+
+def _buckets(provider: Provider) -> set[str]:
+    with provider.db.read() as conn:
+        return set(conn.execute(sa.select(login_failures.c.bucket)).scalars())
+
+
+def _insert(bucket: str) -> Callable[[sa.Connection], str]:
+    def unit(conn: sa.Connection) -> str:
+        _INSERT.execute(conn, bucket=bucket, window_start=0, failures=0)
+        return bucket
+
+    return unit
+
+
+def test_writes_of_one_turn_share_one_commit_and_are_durable_when_answered(
+    provider: Provider,
+) -> None:
+    group = _group(provider)
+
+    async def main() -> list[str]:
+        results = await asyncio.gather(*(provider.write_short(_insert(f"b{i}")) for i in range(5)))
+        # Answered only after the commit: another connection sees every row now.
+        assert _buckets(provider) == {f"b{i}" for i in range(5)}
+        return results
+
+    assert asyncio.run(main()) == [f"b{i}" for i in range(5)]
+    assert (group.groups, group.units) == (1, 5)
+
+    async def one_at_a_time() -> None:
+        for i in range(3):
+            await provider.write_short(_insert(f"s{i}"))
+
+    asyncio.run(one_at_a_time())
+    assert (group.groups, group.units) == (4, 8)  # nothing waits for company
+
+
+def test_a_failing_write_leaves_nothing_and_the_rest_of_its_group_commits(
+    provider: Provider,
+) -> None:
+    def fails(conn: sa.Connection) -> str:
+        _INSERT.execute(conn, bucket="lost", window_start=0, failures=0)
+        raise RuntimeError("the unit fails after its statement ran")
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            provider.write_short(_insert("before")),
+            provider.write_short(fails),
+            provider.write_short(_insert("after")),
+            return_exceptions=True,
+        )
+
+    before, failed, after = asyncio.run(main())
+    assert (before, after) == ("before", "after")
+    assert isinstance(failed, RuntimeError)
+    assert _buckets(provider) == {"before", "after"}
+    assert _group(provider).groups == 1
+
+
+def test_exactly_once_holds_between_writes_in_one_group(provider: Provider) -> None:
+    asyncio.run(provider.write_short(_insert("code")))
+
+    async def main() -> list[int]:
+        claim = lambda conn: _CLAIM.execute(conn, bucket="code")  # noqa: E731
+        return await asyncio.gather(*(provider.write_short(claim) for _ in range(4)))
+
+    assert sorted(asyncio.run(main())) == [0, 0, 0, 1]
+
+
+def test_a_failed_commit_fails_every_write_of_the_group(provider: Provider) -> None:
+    def violates_at_commit(conn: sa.Connection) -> str:
+        # A foreign key checked only at COMMIT: the group's commit itself fails.
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        conn.execute(
+            refresh_tokens.insert().values(token_digest="d", grant_id="no-such-grant", created_at=1)
+        )
+        return "dangling"
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            provider.write_short(_insert("innocent")),
+            provider.write_short(violates_at_commit),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, sa.exc.IntegrityError) for r in results), results
+    assert _buckets(provider) == set()
+    # The store is usable again at once.
+    assert asyncio.run(provider.write_short(_insert("next"))) == "next"
+    assert _buckets(provider) == {"next"}
+
+
+def test_a_caller_that_gives_up_does_not_cancel_the_others_commit(provider: Provider) -> None:
+    async def main() -> str:
+        impatient = asyncio.ensure_future(provider.write_short(_insert("impatient")))
+        patient = asyncio.ensure_future(provider.write_short(_insert("patient")))
+        await asyncio.sleep(0)  # both units ran; the commit is next
+        impatient.cancel()
+        result = await patient
+        with pytest.raises(asyncio.CancelledError):
+            await impatient
+        return result
+
+    assert asyncio.run(main()) == "patient"
+    # The unit had run before its caller left: like a reply lost on the way, it stands.
+    assert _buckets(provider) == {"impatient", "patient"}
