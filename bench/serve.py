@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import uvicorn
 
+from freshid import allocator
 from freshid.app import create_app
 from freshid.provider import Provider
 from freshid.settings import load_settings
@@ -43,6 +45,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile", help="write cProfile stats here on shutdown")
     args = parser.parse_args()
+    allocator.restart_tuned(["-m", "bench.serve", *sys.argv[1:]])  # as `freshid serve` does
     # environ={}: the benchmark's server must not pick up FRESHID_* settings from the shell.
     settings = load_settings(environ={}, database_url=args.database_url, port=args.port)
     provider = Provider(settings)

@@ -52,13 +52,13 @@ less than 3 minutes is allowed 3 MiB in all; it still fails on steady growth abo
 would dilute.
 
 The allocator matters here. With glibc's defaults, the first argon2 buffer is mapped and unmapped,
-which raises malloc's mmap threshold above 19 MiB; later buffers come from the calling thread's
-arena and stay there when freed. The server's RSS is then 220-250 MiB for about 25 MiB of live heap,
-steps up by 19 MiB when another arena first runs a hash, and on SQLite creeps (measured: about 1
-MiB/min through 10 minutes) while the live heap does not. ``MALLOC_MMAP_THRESHOLD_=4194304`` in the
-environment (the server inherits it) pins the threshold: each hash maps its buffer and gives it
-back, and RSS is about 108 MiB. The report names the allocator settings of the run
-(:func:`allocator`).
+which raises malloc's mmap threshold above 19 MiB; from then on every smaller allocation comes
+from the heaps, which fragment: RSS ~150 MiB and creeping (+1.3 MiB/min through 10 minutes, with
+argon2 on its fixed pool of threads). The server therefore restarts itself under
+:data:`freshid.allocator.TUNABLES` (the threshold pinned at 4 MiB, mapped blocks on transparent
+huge pages): each hash maps its buffer and gives it back, RSS is about 110 MiB and flat, and a
+hash costs what it did. Allocator variables in this process's environment (the server inherits
+them) replace those; the report names the settings of the run (:func:`allocator`).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ from bench.server import (
 from bench.stats import BenchError, Latencies, ms
 from bench.token import Chain, make_chains
 from freshid.admin import keys as key_store
+from freshid.allocator import TUNABLES, tuned_environment
 from freshid.events.api import encode_cursor
 from freshid.methods.password import PasswordMethod
 from freshid.settings import load_settings
@@ -752,12 +753,15 @@ _NOTES = {
 
 
 def allocator() -> str:
-    """The server's allocator settings: it inherits this process's environment."""
+    """The server's allocator settings: this process's environment, which it inherits, plus the
+    tunables it sets itself when that names none (:mod:`freshid.allocator`)."""
     tuned = [
         f"`{name}={value}`"
         for name, value in sorted(os.environ.items())
         if name.startswith("MALLOC_") or name == "GLIBC_TUNABLES"
     ]
+    if tuned_environment(os.environ) is not None:
+        tuned.append(f"`GLIBC_TUNABLES={TUNABLES}` (set by the server, freshid.allocator)")
     return ", ".join(tuned) if tuned else "glibc malloc, default settings"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from freshid import allocator
 from freshid.admin import commands as admin_commands
 from freshid.clock import SystemClock
 from freshid.events.catalog import EventType
@@ -243,6 +244,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve" and argv is None:
+        # A command-line server (not a call from Python): run under the allocator settings that
+        # keep its memory flat (freshid.allocator); returns at once if it already does.
+        allocator.restart_tuned(["-m", "freshid", *sys.argv[1:]])
     overrides: dict[str, Any] = {}
     if args.command == "serve":
         overrides = {"host": args.host, "port": args.port}

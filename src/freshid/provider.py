@@ -26,7 +26,7 @@ from freshid.storage import clients as client_store
 from freshid.storage import keys as key_store
 from freshid.storage.clients import Client
 from freshid.storage.database import Busy, Database
-from freshid.storage.group_commit import GroupCommit
+from freshid.storage.group_commit import GroupCommit, ThreadedGroupCommit
 from freshid.tokens.keys import KeyRing
 
 T = TypeVar("T")
@@ -69,6 +69,9 @@ class Provider:
         self._ring_lock = threading.Lock()
         self.db_limiter = anyio.CapacityLimiter(16)
         self._group_commit = GroupCommit(self.db) if self.db.sqlite else None
+        self._threaded_group_commit = (
+            None if self.db.sqlite else ThreadedGroupCommit(self.db, self.db_limiter)
+        )
 
     def now(self) -> int:
         return self.clock.now()
@@ -100,12 +103,15 @@ class Provider:
         code). On SQLite it runs on the event loop when the store is free at once — the hand-off
         to a worker thread costs more than such a transaction — sharing one commit with the other
         such writes of the same turn of the loop (:mod:`freshid.storage.group_commit`), and in a
-        worker thread otherwise; PostgreSQL's network round trips always go to a worker thread."""
+        worker thread otherwise. PostgreSQL's network round trips always go to a worker thread,
+        with the units waiting at the time, in one transaction."""
         if self._group_commit is not None:
             try:
                 return await self._group_commit.run(fn)
             except Busy:
                 pass
+        if self._threaded_group_commit is not None:
+            return await self._threaded_group_commit.run(fn)
         return await self.write(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:

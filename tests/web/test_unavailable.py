@@ -27,6 +27,12 @@ def _down(*_args: Any, **_kwargs: Any) -> Iterator[Any]:
     yield  # pragma: no cover
 
 
+def _refuse(*_args: Any, **_kwargs: Any) -> Any:
+    """The same outage for a method that is no context manager (``Database.try_begin``)."""
+    with _down():
+        pass
+
+
 def test_an_outage_is_a_503_to_retry_and_requests_succeed_once_the_database_is_back(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,8 +54,9 @@ def test_an_outage_is_a_503_to_retry_and_requests_succeed_once_the_database_is_b
     }
     with httpx.Client(base_url=server.url, timeout=10) as http:
         with monkeypatch.context() as outage:
-            for name in ("write", "try_write", "read"):
+            for name in ("write", "read"):
                 outage.setattr(db, name, _down)
+            outage.setattr(db, "try_begin", _refuse)
             token = http.post("/token", data=token_request, auth=(client_id, secret))
             page = http.get("/authorize", params=authorize)
             api = http.get("/api/v1/events", headers={"Authorization": f"Bearer {admin_key}"})

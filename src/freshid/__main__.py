@@ -1,0 +1,5 @@
+"""``python -m freshid``: the ``freshid`` command."""
+
+from freshid.cli import main
+
+raise SystemExit(main())
