@@ -227,3 +227,35 @@ def test_a_missing_head_row_is_rebuilt_from_the_tail(db: Database) -> None:
     _write(db, 2)
     report = _verify(db)
     assert report.ok and report.last_id == 5
+
+
+def test_deferred_events_are_appended_in_order_at_the_end_of_the_block(db: Database) -> None:
+    _write(db, 2)
+    with db.write() as conn:
+        with chain.deferred(conn):
+            ids = [
+                outbox.record(conn, EventType.TOKEN_REFRESHED, NOW + 10 + i, grant_id=f"g{i}")
+                for i in range(4)
+            ]
+            # Nothing written, and the head not taken, until the block ends.
+            assert ids == [0, 0, 0, 0]
+            assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 2
+        assert chain.read_head(conn)[0] == 6
+    with db.read() as conn:
+        rows = conn.execute(sa.select(events).order_by(events.c.id)).all()
+    assert [(r.id, r.data.get("grant_id")) for r in rows[2:]] == [
+        (3, "g0"),
+        (4, "g1"),
+        (5, "g2"),
+        (6, "g3"),
+    ]
+    report = _verify(db)
+    assert report.ok and report.events == 6
+
+    # A block that fails writes none of its events; the chain goes on from where it was.
+    with pytest.raises(RuntimeError), db.write() as conn, chain.deferred(conn):
+        outbox.record(conn, EventType.TOKEN_REFRESHED, NOW + 20, grant_id="lost")
+        raise RuntimeError("the unit of work fails")
+    _write(db, 1)
+    report = _verify(db)
+    assert report.ok and report.events == 7 and report.last_id == 7

@@ -12,12 +12,14 @@ import pytest
 import sqlalchemy as sa
 
 from freshid.clock import FrozenClock
+from freshid.events import audit, outbox
+from freshid.events.catalog import EventType
 from freshid.provider import Provider
 from freshid.settings import load_settings
 from freshid.storage import migrate, prepared
 from freshid.storage.group_commit import GroupCommit, ThreadedGroupCommit
 from freshid.storage.prepared import Prepared
-from freshid.storage.tables import login_failures, refresh_tokens
+from freshid.storage.tables import events, login_failures, refresh_tokens
 
 _INSERT = prepared.insert(login_failures, ("bucket", "window_start", "failures"))
 _CLAIM = Prepared(
@@ -154,3 +156,25 @@ def test_a_caller_that_gives_up_does_not_cancel_the_others_commit(provider: Prov
     assert asyncio.run(main()) == "patient"
     # The unit had run before its caller left: like a reply lost on the way, it stands.
     assert _buckets(provider) == {"impatient", "patient"}
+
+
+def test_the_events_of_a_group_join_the_audit_chain_in_the_units_order(
+    provider: Provider,
+) -> None:
+    def unit(i: int) -> Callable[[sa.Connection], str]:
+        def write(conn: sa.Connection) -> str:
+            _INSERT.execute(conn, bucket=f"e{i}", window_start=0, failures=0)
+            outbox.record(conn, EventType.TOKEN_REFRESHED, 1_700_000_000, grant_id=f"g{i}")
+            return f"e{i}"
+
+        return write
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(provider.write_short(unit(i)) for i in range(6)))
+
+    assert asyncio.run(main()) == [f"e{i}" for i in range(6)]
+    with provider.db.read() as conn:
+        order = conn.execute(sa.select(events.c.data).order_by(events.c.id)).scalars().all()
+    assert [d["grant_id"] for d in order] == [f"g{i}" for i in range(6)]
+    report = audit.verify(provider.db.read)
+    assert report.ok and report.events == 6

@@ -24,14 +24,18 @@ or rolled back, which gives two properties the rest of the feature relies on:
 
 The price is that event-writing transactions on PostgreSQL commit one at a time from their first
 event onwards. Each takes the lock late (at its first event) and holds it for the rest of the
-transaction only.
+transaction only. A transaction running many units of work (:mod:`freshid.storage.group_commit`)
+takes it later still: inside :func:`deferred`, events are kept in order and appended together at
+its end, with one lock and one batch of inserts, so the units' other statements run while other
+writers hold the head.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -182,6 +186,26 @@ def read_head(conn: Connection) -> tuple[int, str]:
     return int(row.last_id), str(row.last_hash)
 
 
+_DEFERRED = "freshid.chain.deferred"
+"""``Connection.info`` key of the events :func:`deferred` holds back."""
+
+_Fields = tuple[str, int, str | None, str | None, str | None, Mapping[str, Any]]
+
+
+@contextmanager
+def deferred(conn: Connection) -> Iterator[None]:
+    """Events appended on ``conn`` inside the block are written when it ends without an error,
+    in the order they were appended: the head is locked then, not at the first of them. Their
+    :func:`append` returns 0 (their ids are not known yet)."""
+    pending: list[_Fields] = []
+    conn.info[_DEFERRED] = pending
+    try:
+        yield
+    finally:
+        del conn.info[_DEFERRED]
+    _append_all(conn, pending)
+
+
 def append(
     conn: Connection,
     type_: str,
@@ -191,30 +215,50 @@ def append(
     client_id: str | None,
     data: Mapping[str, Any],
 ) -> int:
-    """Insert one event at the end of the chain, in the caller's transaction; returns its id."""
+    """Insert one event at the end of the chain, in the caller's transaction; returns its id
+    (0 inside :func:`deferred`, which writes it later)."""
+    fields = (type_, occurred_at, user_id, session_id, client_id, data)
+    pending = conn.info.get(_DEFERRED)
+    if pending is not None:
+        pending.append(fields)
+        return 0
+    return _append_all(conn, [fields])
+
+
+def _append_all(conn: Connection, appended: list[_Fields]) -> int:
+    """Chain and insert ``appended`` after the locked head; returns the last id (0 if none)."""
+    if not appended:
+        return 0
     last_id, prev_hash = lock_head(conn)
-    # The JSON column stores what json.dumps makes of the data (tuples become lists); hash
-    # exactly what a reader will load back.
-    text = canonical_json(dict(data)).decode("utf-8")
-    stored = json.loads(text)
-    new_id = last_id + 1
-    digest = fields_hash(
-        new_id, type_, occurred_at, user_id, session_id, client_id, stored, prev_hash
-    )
-    row = {
-        "id": new_id,
-        "type": type_,
-        "occurred_at": occurred_at,
-        "user_id": user_id,
-        "session_id": session_id,
-        "client_id": client_id,
-        "data": text,
-        "prev_hash": prev_hash,
-        "hash": digest,
-    }
+    rows = []
+    for type_, occurred_at, user_id, session_id, client_id, data in appended:
+        # The JSON column stores what json.dumps makes of the data (tuples become lists); hash
+        # exactly what a reader will load back.
+        text = canonical_json(dict(data)).decode("utf-8")
+        last_id += 1
+        digest = fields_hash(
+            last_id, type_, occurred_at, user_id, session_id, client_id, json.loads(text), prev_hash
+        )
+        rows.append(
+            {
+                "id": last_id,
+                "type": type_,
+                "occurred_at": occurred_at,
+                "user_id": user_id,
+                "session_id": session_id,
+                "client_id": client_id,
+                "data": text,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+        )
+        prev_hash = digest
+    last = rows.pop()
+    if rows:
+        _INSERT_EVENT.execute_many(conn, rows)
     if conn.dialect.name == "postgresql":
-        _INSERT_AND_MOVE.execute(conn, **row)
+        _INSERT_AND_MOVE.execute(conn, **last)
     else:
-        _INSERT_EVENT.execute(conn, **row)
-        _MOVE_HEAD.execute(conn, id=new_id, hash=digest)
-    return new_id
+        _INSERT_EVENT.execute(conn, **last)
+        _MOVE_HEAD.execute(conn, id=last_id, hash=last["hash"])
+    return last_id

@@ -21,10 +21,12 @@ a network round trip), and what a shared commit saves is the audit chain's: even
 turns on the chain head from their first event until their commit (:mod:`freshid.events.chain`),
 so every commit's WAL flush was waited out by the next writer, and event-writing transactions
 were capped near 400/s on the benchmark machine. Units go to worker threads in groups, each
-group one transaction and one WAL flush: at most :data:`PARALLEL_GROUPS` groups run at once, and
-units arriving meanwhile wait and leave together as the next group, so groups grow with the load
+group one transaction and one WAL flush, its events appended together at its end
+(:func:`freshid.events.chain.deferred`), so the head is held for its last few statements and
+the commit. At most :data:`PARALLEL_GROUPS` groups run at once, and units arriving meanwhile wait
+and leave together as the next group, so groups grow with the load
 (measured with two groups at a time: ~6 units a group with 16 refreshes in flight). No
-savepoints there (each would be two more round trips under the chain-head lock): units report
+savepoints there (each would be two more round trips per unit): units report
 protocol errors as values, so a unit that *raises* is rare, and then the group is rolled back
 before its commit and every unit runs again alone, in its own transaction, as it would have
 without grouping. A failed ``COMMIT`` is not retried (it may have committed): every unit of the
@@ -42,6 +44,7 @@ import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from freshid.events import chain
 from freshid.storage.database import Database
 
 T = TypeVar("T")
@@ -218,7 +221,10 @@ class ThreadedGroupCommit:
         try:
             with self.db.write() as conn:
                 try:
-                    results = [unit.fn(conn) for unit in units]
+                    # The units' events go to the audit chain together at the end: the chain
+                    # head is locked for the last two statements, not from the first unit on.
+                    with chain.deferred(conn):
+                        results = [unit.fn(conn) for unit in units]
                 except Exception as exc:
                     raise _UnitRaised from exc  # rolled back by db.write, then each alone
         except _UnitRaised:

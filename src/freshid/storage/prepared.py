@@ -55,18 +55,20 @@ class Prepared:
             self._by_dialect[dialect.name] = found
         return found
 
+    def _arguments(self, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+        if compiled.constants:
+            params = {**compiled.constants, **params}
+        if compiled.positions is None:
+            return params
+        return tuple(params[name] for name in compiled.positions)
+
     def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Compiled]:
         compiled = self._compile(conn)
         # The SQLAlchemy connection has begun its transaction (Database.write/read call
         # begin()), so the driver connection is inside it: these statements commit or roll
         # back with everything else the caller does.
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        if compiled.constants:
-            params = {**compiled.constants, **params}
-        if compiled.positions is None:
-            cursor.execute(compiled.sql, params)
-        else:
-            cursor.execute(compiled.sql, tuple(params[name] for name in compiled.positions))
+        cursor.execute(compiled.sql, self._arguments(compiled, params))
         return cursor, compiled
 
     def first(self, conn: Connection, **params: Any) -> dict[str, Any] | None:
@@ -91,6 +93,16 @@ class Prepared:
         cursor, _ = self._run(conn, params)
         try:
             return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row of parameters (psycopg pipelines them: one round trip
+        for all, where it can)."""
+        compiled = self._compile(conn)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.sql, [self._arguments(compiled, row) for row in rows])
         finally:
             cursor.close()
 
