@@ -58,6 +58,7 @@ def main() -> int:
         port=args.port,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # as `freshid serve` runs it
         lifespan="on",
         workers=1,
     )
