@@ -58,7 +58,7 @@ from bench.es256 import sample_access_token
 from bench.load import LoadResult, measure
 from bench.plan import Plan
 from bench.rawhttp import Connection, request_bytes
-from bench.server import REPO_ROOT, ServerProcess, free_port
+from bench.server import REPO_ROOT, ServerProcess, free_port, wait_ready
 from bench.stats import BenchError
 from freshid.tokens import jws
 from freshid.tokens import keys as keymod
@@ -73,7 +73,6 @@ _WALL_FACTOR = 5
 process must not stretch the run without bound)."""
 _SERVER_CACHE = 16
 """The HTTP server's guard cache: far fewer tokens than the uncached phase cycles through."""
-_START_TIMEOUT = 30.0
 _HTTP_ROUNDS = 4
 _HTTP_WARMUP = 0.5
 """Seconds of warm-up before each measured HTTP round (new connections, a warm server)."""
@@ -230,19 +229,6 @@ def _asgi_rate(app: Any, authorization: Callable[[], bytes | None], seconds: flo
 # --- over HTTP ------------------------------------------------------------------------------
 
 
-def _wait_ready(server: ServerProcess) -> bool:
-    deadline = time.monotonic() + _START_TIMEOUT
-    with httpx.Client(timeout=2) as http:
-        while time.monotonic() < deadline:
-            if server.proc.poll() is not None:
-                return False
-            with contextlib.suppress(httpx.TransportError):
-                http.get(server.url + PATH)  # 200, or 401 from the guard: either way it is up
-                return True
-            time.sleep(0.05)
-    return False
-
-
 @contextlib.contextmanager
 def _server(workdir: Path, jwk: dict[str, Any] | None) -> Iterator[ServerProcess]:
     """``python -m bench.guard --serve``: the route on a free port, protected given a key."""
@@ -261,7 +247,8 @@ def _server(workdir: Path, jwk: dict[str, Any] | None) -> Iterator[ServerProcess
             )
         server = ServerProcess(proc, port, log)
         try:
-            if _wait_ready(server):
+            # 200, or 401 from the guard: either way it is up.
+            if wait_ready(server, PATH, any_status=True):
                 yield server
                 return
             last_log = server.log_tail()

@@ -147,14 +147,21 @@ class ServerProcess:
                 self.proc.wait(timeout=5)
 
 
-def _wait_ready(server: ServerProcess) -> bool:
+def wait_ready(
+    server: ServerProcess,
+    path: str = "/.well-known/openid-configuration",
+    *,
+    any_status: bool = False,
+) -> bool:
+    """Poll ``path`` until it answers 200 (any status with ``any_status``) or the server exits."""
     deadline = time.monotonic() + _START_TIMEOUT
     with httpx.Client(timeout=2) as http:
         while time.monotonic() < deadline:
             if server.proc.poll() is not None:
                 return False
             with contextlib.suppress(httpx.TransportError):
-                if http.get(f"{server.url}/.well-known/openid-configuration").status_code == 200:
+                status = http.get(server.url + path).status_code
+                if any_status or status == 200:
                     return True
             time.sleep(0.05)
     return False
@@ -184,7 +191,7 @@ def start_server(store: Store, profile: Path | None = None) -> ServerProcess:
                 command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
         server = ServerProcess(proc, port, log)
-        if _wait_ready(server):
+        if wait_ready(server):
             return server
         server.stop()
         last_log = server.log_tail()

@@ -61,7 +61,6 @@ class Checkpointer:
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, timeout=1, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA busy_timeout=1000")
             while not self._stop.wait(self.interval):
                 try:
                     self.checkpoint(conn)

@@ -46,7 +46,7 @@ _BUSY_TIMEOUT_MS = 30_000
 
 
 class Busy(Exception):
-    """A write transaction could not start without waiting (:meth:`Database.try_write`)."""
+    """A write transaction could not start without waiting (:meth:`Database.try_begin`)."""
 
 
 class _SqliteOptions:
@@ -65,7 +65,7 @@ def create_engine(url: str, options: _SqliteOptions | None = None) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             # More than Provider.db_limiter's 16 worker threads can hold, so that
-            # Database.try_write on the event loop never waits for a pooled connection.
+            # Database.try_begin on the event loop never waits for a pooled connection.
             pool_size=8,
             max_overflow=24,
         )
@@ -95,7 +95,7 @@ def create_engine(url: str, options: _SqliteOptions | None = None) -> Engine:
                 driver.execute(_BEGIN[options.get("sqlite_begin", "DEFERRED")])
                 return
             # Fail at once instead of sleeping in SQLite's busy handler: the caller is the
-            # event loop, and falls back to a worker thread (Database.try_write).
+            # event loop, and falls back to a worker thread (Database.try_begin).
             driver.execute("PRAGMA busy_timeout=0")
             try:
                 driver.execute("BEGIN IMMEDIATE")
@@ -114,7 +114,7 @@ class Database:
         self.sqlite = is_sqlite(self.url)
         self._checkpointer: Checkpointer | None = None
         self._write_lock = threading.Lock() if self.sqlite else None
-        self._try_write_conn: Connection | None = None
+        self._kept_conn: Connection | None = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -128,36 +128,25 @@ class Database:
             with conn.begin():
                 yield conn
 
-    @contextmanager
-    def try_write(self) -> Iterator[Connection]:
-        """A SQLite write transaction that starts only if it can without waiting; raises
-        :class:`Busy` otherwise (another writer in this process or in another one). Lets a short
-        unit of work run on the event loop and skip the worker-thread hand-off."""
-        conn, transaction = self.try_begin()
-        try:
-            with transaction:
-                yield conn
-        finally:
-            self.end()
-
     def try_begin(self) -> tuple[Connection, sa.RootTransaction]:
-        """:meth:`try_write`'s start, for callers whose transaction outlives one block
-        (:mod:`freshid.storage.group_commit`): on success the write lock is held until
-        :meth:`end`, after the caller commits or rolls back the transaction."""
+        """Start a SQLite write transaction only if it can start without waiting; raises
+        :class:`Busy` otherwise (another writer in this process or in another one). Lets short
+        units of work run on the event loop (:mod:`freshid.storage.group_commit`). On success the
+        write lock is held until :meth:`end`, after the caller commits or rolls back."""
         if self._write_lock is None or not self._write_lock.acquire(blocking=False):
             raise Busy
         try:
             # One connection kept for these transactions: checking one out of the pool and
             # back costs more than the transaction's own BEGIN and COMMIT. The write lock makes
             # its users take turns, whichever thread they run on.
-            conn = self._try_write_conn
+            conn = self._kept_conn
             if conn is None or conn.closed or conn.invalidated:
                 conn = self.engine.connect().execution_options(sqlite_nowait=True)
-                self._try_write_conn = conn
+                self._kept_conn = conn
             try:
                 return conn, conn.begin()
             except (sa.exc.OperationalError, sqlite3.OperationalError):
-                self._try_write_conn = None
+                self._kept_conn = None
                 conn.close()
                 raise Busy from None
         except BaseException:
@@ -188,9 +177,9 @@ class Database:
         self._checkpointer.start()
 
     def close_kept_connection(self) -> None:
-        if self._try_write_conn is not None:
-            self._try_write_conn.close()
-            self._try_write_conn = None
+        if self._kept_conn is not None:
+            self._kept_conn.close()
+            self._kept_conn = None
 
     def dispose(self) -> None:
         if self._checkpointer is not None:
