@@ -86,6 +86,16 @@ def guard_rows(r: guard_bench.GuardResult, plan: Plan) -> list[Row]:
             f"{us(1 / r.uncached - 1 / r.raw_verify)}/op (goal 0.85x)",
         ),
         Row(
+            "Python floor: decode + verify + parse of the same tokens, no checks at all",
+            "-",
+            f"{rate(r.floor)} ({us(1 / r.floor)}/op)",
+            f"{rate(r.raw_verify)} raw verify",
+            ratio(r.floor / r.raw_verify),
+            f"{how}; split, base64url, SHA-256, DER, the guard's prehashed verify, `orjson`: "
+            f"no header, claim or freshness check, no cache; {us(1 / r.floor - 1 / r.raw_verify)}"
+            "/op above the raw verify. The most any Python guard could reach",
+        ),
+        Row(
             "guard: cache hit + freshness decision (`Guard.check`)",
             "-",
             f"{rate(r.cached)} ({us(1 / r.cached)}/op)",

@@ -1,13 +1,22 @@
 """``python -m bench.peers [--quick]``: FreshID next to a peer OpenID Provider, in one run on one
 machine: panva's npm ``oidc-provider`` (OpenID-certified), installed from ``bench/peers``'s lock
-file with ``npm ci`` when missing and started by ``bench/peers/oidc_provider.mjs``.
+file with ``npm ci`` when missing (or not as pinned) and started by
+``bench/peers/oidc_provider.mjs``.
 
-Both servers run at the same time, each in its own process (FreshID: ``bench.serve``, uvicorn, one
-worker; the peer: one Node.js process), on loopback ports. The same closed loops run against each,
-one after the other for every row: discovery GET, JWKS GET, and the refresh-token grant with every
-request rotating its own chain (N chains from N real code flows, client_secret_basic). Reported:
-requests/s, p50/p99, server CPU per request, and FreshID ÷ peer ratios. Bounded: every loop stops
-at a request count and a wall-time limit (``bench.plan``).
+FreshID runs on SQLite and, with ``--postgres URL``, on a throwaway PostgreSQL database too. Next to
+FreshID on SQLite runs the peer on its default in-process memory adapter (nothing durable). Next to
+FreshID on PostgreSQL run two peers: the memory-adapter one, and one on
+``bench/peers/pg_adapter.mjs``, which keeps the peer's state in the same throwaway database (its
+own table, ``oidc_payloads``), each write committed durably, like for like with FreshID.
+
+All servers of a store run at the same time, each in its own process (FreshID: ``bench.serve``,
+uvicorn, one worker; each peer: one Node.js process), on loopback ports. The same closed loops run
+against each, one after the other for every row: discovery GET, JWKS GET, the refresh-token grant
+with every request rotating its own chain (N chains from N real code flows, client_secret_basic),
+and the authorization code round trip. Reported, one table row per benchmark, in-flight count and
+peer: requests/s, p50/p99, server CPU per request (the server process's own, not PostgreSQL's),
+and FreshID ÷ peer ratios. Bounded: every loop stops at a request count and a wall-time limit
+(``bench.plan``).
 """
 
 from __future__ import annotations
@@ -66,14 +75,25 @@ def progress(message: str) -> None:
 # --- the peer ----------------------------------------------------------------------------------
 
 
+def _installed_as_pinned() -> bool:
+    """Whether every dependency of bench/peers/package.json is in node_modules at its version."""
+    pinned: dict[str, str] = json.loads((PEER_DIR / "package.json").read_text())["dependencies"]
+    for name, version in pinned.items():
+        package = PEER_DIR / "node_modules" / name / "package.json"
+        if not package.exists() or json.loads(package.read_text())["version"] != version:
+            return False
+    return True
+
+
 def ensure_installed() -> tuple[str, str]:
-    """``node`` and the peer's version; runs ``npm ci`` in bench/peers when it is not installed."""
+    """``node`` and the peer's version; runs ``npm ci`` in bench/peers when a dependency is not
+    installed as pinned."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise BenchError("node and npm are needed for the peer benchmark")
     package = PEER_DIR / "node_modules" / PEER_NAME / "package.json"
-    if not package.exists():
-        progress(f"installing {PEER_NAME} (npm ci in bench/peers)")
+    if not _installed_as_pinned():
+        progress(f"installing {PEER_NAME} and its adapter's pg (npm ci in bench/peers)")
         try:
             subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(PEER_DIR)],
@@ -90,23 +110,46 @@ def ensure_installed() -> tuple[str, str]:
     return node_version, str(version)
 
 
-def start_peer(store: Store, seeded: Seeded, sub: str) -> ServerProcess:
-    """Start the peer with the same client as FreshID's; returns once it printed READY."""
+MEMORY = "memory adapter"
+POSTGRES = "PostgreSQL adapter"
+PEER_POOL_SIZE = 10
+"""Connections of the PostgreSQL-adapter peer's pg.Pool."""
+
+
+def start_peer(
+    store: Store,
+    seeded: Seeded,
+    sub: str,
+    postgres_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start the peer with the same client as FreshID's; returns once it printed READY. With
+    ``postgres_url``, on its PostgreSQL adapter in that database (its table created before READY),
+    else on its memory adapter. ``env``: more environment variables for it."""
     node = shutil.which("node")
     assert node is not None
-    config = {
+    config: dict[str, object] = {
         "port": 0,
         "client_id": seeded.client_id,
         "client_secret": seeded.client_secret,
         "redirect_uri": seeded.redirect_uri,
         "account": {"sub": sub, "email": seeded.email},
     }
-    log = store.workdir / "peer.log"
+    if postgres_url is not None:
+        # node-postgres takes libpq's URLs: no SQLAlchemy driver name in the scheme.
+        url = re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", postgres_url)
+        config |= {"postgres_url": url, "postgres_pool_size": PEER_POOL_SIZE}
+    log = store.workdir / ("peer-postgresql.log" if postgres_url else "peer-memory.log")
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [node, "oidc_provider.mjs"],
             cwd=PEER_DIR,
-            env={**os.environ, "PEER_CONFIG": json.dumps(config), "NODE_ENV": "production"},
+            env={
+                **os.environ,
+                **(env or {}),
+                "PEER_CONFIG": json.dumps(config),
+                "NODE_ENV": "production",
+            },
             stdout=subprocess.PIPE,
             stderr=err,
         )
@@ -289,6 +332,8 @@ class Target:
     """A new signed-in browser's cookies, one per in-flight loop, made right before the code
     round trips (the peer's memory adapter may have evicted an older session, and the peer ends
     a session's earlier grant, codes included, when the session authorizes the client again)."""
+    adapter: str = ""
+    """The peer's storage adapter (``MEMORY`` or ``POSTGRES``); empty for FreshID."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +342,8 @@ class Pair:
     concurrency: int
     freshid: LoadResult
     peer: LoadResult
+    adapter: str
+    """The peer's storage adapter."""
 
 
 def _cell(r: LoadResult) -> str:
@@ -312,7 +359,7 @@ def render(pairs: list[Pair], store: str) -> list[str]:
     for p in pairs:
         f, q = p.freshid, p.peer
         lines.append(
-            f"| {p.benchmark} | {store} | {p.concurrency} | {_cell(f)} | {_cell(q)} "
+            f"| {p.benchmark} | {store} | {p.concurrency} | {_cell(f)} | {p.adapter}: {_cell(q)} "
             f"| {f.rps / q.rps:.2f}x | {f.latencies.p99 / q.latencies.p99:.2f}x "
             f"| FreshID {_cpu(f)}; {PEER_NAME} {_cpu(q)}; "
             f"{f.requests:,} / {q.requests:,} requests |"
@@ -321,10 +368,30 @@ def render(pairs: list[Pair], store: str) -> list[str]:
 
 
 HEADER = (
-    f"| benchmark | FreshID store | in flight | FreshID | {PEER_NAME} (memory adapter) "
+    f"| benchmark | FreshID store | in flight | FreshID | {PEER_NAME} (its adapter in the cell) "
     "| req/s ratio (FreshID ÷ peer) | p99 ratio (FreshID ÷ peer; < 1 is better) | notes |\n"
     "|---|---|---|---|---|---|---|---|"
 )
+
+
+def peer_target(
+    peer: ServerProcess, adapter: str, seeded: Seeded, stack: contextlib.ExitStack
+) -> Target:
+    """The loops' view of a running peer; its signed-in browsers are closed with ``stack``."""
+
+    def chains(n: int) -> list[Chain]:
+        # Each family from its own browser: a new sign-in in a session ends that session's
+        # earlier families at the peer.
+        return [Chain(str(peer_code_flow(peer, seeded)["refresh_token"])) for _ in range(n)]
+
+    def session() -> httpx.Cookies:
+        browser = stack.enter_context(
+            httpx.Client(base_url=peer.url, follow_redirects=False, timeout=30)
+        )
+        peer_code_flow(peer, seeded, browser)  # signs in
+        return browser.cookies
+
+    return Target(f"{PEER_NAME} ({adapter})", peer, chains, "/auth", session, adapter)
 
 
 def run_store(store: Store, plan: Plan) -> tuple[list[str], str]:
@@ -332,39 +399,29 @@ def run_store(store: Store, plan: Plan) -> tuple[list[str], str]:
     hasher = PasswordMethod(
         settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
     )
-    progress(f"{store.name}: seeding and starting FreshID and {PEER_NAME}")
+    adapters = [MEMORY] + ([POSTGRES] if store.name == "postgresql" else [])
+    progress(f"{store.name}: seeding and starting FreshID and {PEER_NAME} ({', '.join(adapters)})")
     seeded = seed(store, hasher)
     freshid = start_server(store)
-    peer: ServerProcess | None = None
+    peers: list[tuple[str, ServerProcess]] = []
     stack = contextlib.ExitStack()
     try:
-        peer = start_peer(store, seeded, "bench-user")
+        for adapter in adapters:
+            url = store.url if adapter == POSTGRES else None
+            peers.append((adapter, start_peer(store, seeded, "bench-user", url)))
         browser = stack.enter_context(contextlib.closing(Browser(freshid.url, seeded)))
-        running = peer
-
-        def peer_chains(n: int) -> list[Chain]:
-            # Each family from its own browser: a new sign-in in a session ends that session's
-            # earlier families at the peer.
-            return [Chain(str(peer_code_flow(running, seeded)["refresh_token"])) for _ in range(n)]
-
-        def peer_session() -> httpx.Cookies:
-            peer_browser = stack.enter_context(
-                httpx.Client(base_url=running.url, follow_redirects=False, timeout=30)
-            )
-            peer_code_flow(running, seeded, peer_browser)  # signs in
-            return peer_browser.cookies
 
         def freshid_session() -> httpx.Cookies:
             signed_in = stack.enter_context(contextlib.closing(Browser(freshid.url, seeded)))
             make_chains(signed_in, 1)  # signs in
             return signed_in.http.cookies
 
-        targets = (
+        targets = [
             Target(
                 "FreshID", freshid, lambda n: make_chains(browser, n), "/authorize", freshid_session
             ),
-            Target(PEER_NAME, peer, peer_chains, "/auth", peer_session),
-        )
+            *(peer_target(peer, adapter, seeded, stack) for adapter, peer in peers),
+        ]
         loops: list[tuple[str, Callable[[Target, int], LoadResult]]] = [
             ("discovery GET", lambda t, c: discovery_load(t.server, plan, c)),
             ("JWKS GET", lambda t, c: jwks_load(t.server, plan, c)),
@@ -384,15 +441,17 @@ def run_store(store: Store, plan: Plan) -> tuple[list[str], str]:
                 for target in targets:
                     progress(f"{store.name}: {name}, {c} in flight, {target.name}")
                     results.append(loop(target, c))
-                pairs.append(Pair(name, c, results[0], results[1]))
-        memory = (
-            f"RSS after the loads: FreshID {freshid.rss_kib() / 1024:.0f} MiB, "
-            f"{PEER_NAME} {peer.rss_kib() / 1024:.0f} MiB"
+                pairs += [
+                    Pair(name, c, results[0], result, target.adapter)
+                    for target, result in zip(targets[1:], results[1:], strict=True)
+                ]
+        memory = f"RSS after the loads: FreshID {freshid.rss_kib() / 1024:.0f} MiB, " + ", ".join(
+            f"{PEER_NAME} ({adapter}) {peer.rss_kib() / 1024:.0f} MiB" for adapter, peer in peers
         )
     finally:
         stack.close()
         freshid.stop()
-        if peer is not None:
+        for _, peer in peers:
             peer.stop()
     return render(pairs, store.name), memory
 

@@ -1,21 +1,39 @@
 // The peer FreshID is benchmarked against: panva's oidc-provider (an OpenID-certified OP), started
 // by bench/peers.py as `node oidc_provider.mjs` with PEER_CONFIG (JSON) in the environment:
 //   {"port": 0, "client_id": "...", "client_secret": "...", "redirect_uri": "...",
-//    "account": {"sub": "...", "email": "..."}}
+//    "account": {"sub": "...", "email": "..."},
+//    "postgres_url": "postgresql://...", "postgres_pool_size": 10}   (the last two optional)
 // It listens on 127.0.0.1 only and prints `READY <issuer>` once it serves.
 //
 // Configured as close to FreshID's benchmark setup as oidc-provider allows: one confidential client
 // (client_secret_basic, authorization_code + refresh_token, PKCE S256 required), ES256 ID tokens,
 // refresh tokens issued for `openid email` and rotated on every use (reuse revokes the grant, as in
-// FreshID), 600 s access and ID tokens. Its storage is its default in-process memory adapter; the
-// account signs in without a password (the interaction finishes at once): sign-in is not what is
-// measured.
+// FreshID), 600 s access and ID tokens. The account signs in without a password (the interaction
+// finishes at once): sign-in is not what is measured.
+//
+// Storage: without "postgres_url", oidc-provider's default in-process memory adapter (an LRU of
+// 1,000 entries, nothing durable). With it, ./pg_adapter.mjs: every model in one table,
+// oidc_payloads, of that database (created when missing, before READY), on a pg.Pool of
+// "postgres_pool_size" connections (default 10), each write committed durably. With
+// PEER_PG_STATEMENTS=1 in the environment as well, the adapter counts its SQL statements and
+// GET /_bench/pg-statements answers {"total": n, "byCall": {"RefreshToken.find": n, ...}}.
 import http from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 
+import { PgStore } from './pg_adapter.mjs';
+
 const config = JSON.parse(process.env.PEER_CONFIG || '{}');
 const account = config.account;
+
+let store;
+if (config.postgres_url) {
+  store = new PgStore(config.postgres_url, {
+    poolSize: config.postgres_pool_size ?? 10,
+    countStatements: process.env.PEER_PG_STATEMENTS === '1',
+  });
+  await store.createSchema();
+}
 
 const server = http.createServer();
 await new Promise((resolve) => { server.listen(config.port ?? 0, '127.0.0.1', resolve); });
@@ -25,6 +43,7 @@ const { privateKey } = await generateKeyPair('ES256', { extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), kid: 'peer-es256', alg: 'ES256', use: 'sig' };
 
 const provider = new Provider(issuer, {
+  ...(store ? { adapter: store.adapter() } : {}),
   jwks: { keys: [jwk] },
   cookies: { keys: ['freshid-bench-peer-cookie-key'] },
   clients: [{
@@ -61,6 +80,11 @@ const provider = new Provider(issuer, {
 
 const callback = provider.callback();
 server.on('request', async (req, res) => {
+  if (store?.counting && req.url === '/_bench/pg-statements') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(store.statements()));
+    return;
+  }
   if (!/^\/interaction\/[\w-]+$/.test(req.url.split('?')[0])) {
     callback(req, res);
     return;
@@ -76,4 +100,8 @@ server.on('request', async (req, res) => {
 });
 
 process.stdout.write(`READY ${issuer}\n`);
-process.on('SIGTERM', () => { server.close(); process.exit(0); });
+process.on('SIGTERM', () => {
+  server.close();
+  setTimeout(() => process.exit(0), 2000).unref();
+  Promise.resolve(store?.end()).finally(() => process.exit(0));
+});
