@@ -31,7 +31,7 @@ from freshid.protocol import (
 from freshid.protocol.authorize import endpoint as authorize_endpoint
 from freshid.provider import Provider
 from freshid.settings import Settings
-from freshid.storage import migrate
+from freshid.storage import migrate, retention
 from freshid.ui import account, interaction
 from freshid.ui.methods import email_code as email_page
 from freshid.ui.methods import passkey as passkey_page
@@ -88,7 +88,16 @@ def create_app(
             migrate.upgrade(provider.db)
         provider.keyring(refresh=True)
         provider.db.start_checkpoints()
-        async with background_worker(provider.db, provider.now, enabled=webhook_worker):
+        async with (
+            background_worker(provider.db, provider.now, enabled=webhook_worker),
+            retention.background_pruner(
+                provider.db,
+                provider.now,
+                retention.RetentionPolicy.from_settings(settings),
+                settings.retention_interval,
+            ) as pruner,
+        ):
+            app.state.pruner = pruner
             yield
         provider.password.close()
         provider.db.dispose()
@@ -153,4 +162,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.provider = provider
+    app.state.pruner = None  # the lifespan's retention.Pruner, while it runs
     return app

@@ -1,4 +1,4 @@
-"""The ``freshid`` command: serve, demo, migrate, users, clients, keys, events.
+"""The ``freshid`` command: serve, demo, migrate, prune, users, clients, keys, events.
 
 Every command reads the same settings (``--config FILE`` plus ``FRESHID_*`` variables); a bad
 setting stops it with a message naming the setting and exit status 2.
@@ -25,7 +25,7 @@ from freshid.methods.password import PasswordMethod
 from freshid.settings import Settings, SettingsError, load_settings
 from freshid.storage import clients as client_store
 from freshid.storage import keys as key_store
-from freshid.storage import migrate
+from freshid.storage import migrate, retention
 from freshid.storage import users as user_store
 from freshid.storage.database import Database
 from freshid.storage.tables import events
@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--app-port", type=int, default=8001)
 
     sub.add_parser("migrate", help="create or upgrade the database schema")
+
+    prune = sub.add_parser(
+        "prune", help="delete rows no request can use again (spent tokens, ended sessions...)"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
 
     users = sub.add_parser("users", help="manage users").add_subparsers(
         dest="action", required=True
@@ -221,6 +226,21 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _prune(args: argparse.Namespace, settings: Settings) -> int:
+    db = _db(settings)
+    try:
+        report = retention.prune(
+            db,
+            SystemClock().now(),
+            retention.RetentionPolicy.from_settings(settings),
+            dry_run=args.dry_run,
+        )
+    finally:
+        db.dispose()
+    _print({"dry_run": report.dry_run, "rows": report.rows, "total": report.total})
+    return 0
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -273,7 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "connections":
         return federation_cli.run(args, settings, lambda: _db(settings))
-    handlers = {"users": _users, "clients": _clients, "keys": _keys, "events": _events}
+    handlers = {
+        "users": _users,
+        "clients": _clients,
+        "keys": _keys,
+        "events": _events,
+        "prune": _prune,
+    }
     handlers.update(admin_commands.HANDLERS)
     return handlers[args.command](args, settings)
 

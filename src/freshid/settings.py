@@ -137,6 +137,11 @@ class Settings:
     webauthn_rp_name: str = "FreshID"
     """The name authenticators show for passkeys."""
 
+    retention_interval: int = 3600
+    """Seconds between a server's deletions of rows no request can use again (spent and expired
+    tokens, ended sessions, expired sign-in pages...: :mod:`freshid.storage.retention`); ``0``
+    turns it off (``freshid prune`` from cron instead). Events are never deleted."""
+
     @property
     def effective_issuer(self) -> str:
         return self.issuer or f"http://{self.host}:{self.port}"
@@ -251,6 +256,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("setting 'mail_backend': must be smtp or outbox")
     if s.smtp_security not in {"none", "starttls", "tls"}:
         raise SettingsError("setting 'smtp_security': must be none, starttls or tls")
+    if s.retention_interval < 0:
+        raise SettingsError("setting 'retention_interval': must be 0 (off) or a positive integer")
     if not 0 < s.smtp_port < 65536 or s.smtp_timeout <= 0:
         raise SettingsError("setting 'smtp_port'/'smtp_timeout': out of range")
     if s.policy_file and not Path(s.policy_file).is_file():

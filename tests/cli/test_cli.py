@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from freshid.storage import challenges as challenge_store
+from freshid.storage import users as user_store
 from freshid.storage.database import Database
-from freshid.storage.tables import clients
+from freshid.storage.tables import challenges, clients, events
 
 FRESHID = [sys.executable, "-m", "freshid.cli"]
 
@@ -103,6 +106,38 @@ def test_users_clients_keys_events(database_url: str) -> None:
 
     disabled = run(["users", "disable", "--email", "ada@example.com"], database_url)
     assert json.loads(disabled.stdout)["disabled"] is True
+
+
+def test_prune_counts_on_a_dry_run_then_deletes_and_leaves_events(database_url: str) -> None:
+    assert run(["migrate"], database_url).returncode == 0
+    db = Database(database_url)
+    now = int(time.time())
+    with db.write() as conn:
+        challenge_store.issue(conn, "passkey", "old", b"c" * 32, now - 3 * 24 * 3600, 300)
+        challenge_store.issue(conn, "passkey", "new", b"c" * 32, now, 300)
+        user_store.create(conn, "ada@example.com", None, now)
+
+    def count(table: sa.Table) -> int:
+        with db.read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+    recorded = count(events)
+    try:
+        dry = run(["prune", "--dry-run"], database_url)
+        assert dry.returncode == 0, dry.stderr
+        counted = json.loads(dry.stdout)
+        assert counted["dry_run"] is True and counted["total"] == 1
+        assert counted["rows"]["challenges"] == 1 and "events" not in counted["rows"]
+        assert count(challenges) == 2
+
+        done = json.loads(run(["prune"], database_url).stdout)
+        assert (done["dry_run"], done["rows"], done["total"]) == (False, counted["rows"], 1)
+        assert count(challenges) == 1
+
+        assert json.loads(run(["prune"], database_url).stdout)["total"] == 0
+        assert count(events) == recorded
+    finally:
+        db.dispose()
 
 
 @pytest.mark.parametrize(

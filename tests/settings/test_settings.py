@@ -15,6 +15,8 @@ def test_defaults() -> None:
     assert s.effective_issuer == "http://127.0.0.1:8000"
     assert s.cookies_secure is False  # plain-http loopback
     assert s.argon2_memory_kib == 19_456 and s.argon2_time_cost == 2
+    assert s.retention_interval == 3600
+    assert load_settings(environ={"FRESHID_RETENTION_INTERVAL": "0"}).retention_interval == 0
 
 
 def test_env_overrides_file(tmp_path: Path) -> None:
@@ -38,6 +40,8 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ({"FRESHID_SIGNING_ALG": "HS256"}, "signing_alg"),
         ({"FRESHID_ARGON2_MEMORY_KIB": "1024"}, "argon2_memory_kib"),
         ({"FRESHID_DEV_MODE": "maybe"}, "dev_mode"),
+        ({"FRESHID_RETENTION_INTERVAL": "-1"}, "retention_interval"),
+        ({"FRESHID_RETENTION_INTERVAL": "hourly"}, "retention_interval"),
     ],
 )
 def test_invalid_settings_name_the_setting(environ: dict[str, str], named: str) -> None:

@@ -115,7 +115,8 @@ authorization_codes = sa.Table(
     "authorization_codes",
     metadata,
     sa.Column("code_digest", sa.String(64), primary_key=True),
-    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), nullable=False),
+    # Indexed for the foreign-key check when retention deletes a grant.
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), nullable=False, index=True),
     sa.Column("redirect_uri", sa.String(2000), nullable=False),
     sa.Column("nonce", sa.String(512)),
     sa.Column("code_challenge", sa.String(128)),
