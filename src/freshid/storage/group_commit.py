@@ -238,7 +238,8 @@ class ThreadedGroupCommit:
 
     def _alone(self, unit: _Unit) -> _Outcome:
         try:
-            with self.db.write() as conn:
+            # Its events deferred too: the chain head is then held for the last statements only.
+            with self.db.write() as conn, chain.deferred(conn):
                 return True, unit.fn(conn)
         except Exception as exc:
             return False, exc
