@@ -6,8 +6,10 @@ hears of success before the commit that makes it durable. On SQLite the units ru
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
@@ -178,3 +180,48 @@ def test_the_events_of_a_group_join_the_audit_chain_in_the_units_order(
     assert [d["grant_id"] for d in order] == [f"g{i}" for i in range(6)]
     report = audit.verify(provider.db.read)
     assert report.ok and report.events == 6
+
+
+_BUMP = Prepared(
+    login_failures.update()
+    .where(login_failures.c.bucket == sa.bindparam("bucket"))
+    .values(failures=login_failures.c.failures + 1)
+)
+
+
+def test_a_deadlock_victim_runs_again_and_every_write_lands_once(provider: Provider) -> None:
+    if provider.db.sqlite:
+        pytest.skip("SQLite has one writer at a time: no deadlock to detect")
+    with provider.db.write() as conn:
+        for bucket in ("a", "b"):
+            _INSERT.execute(conn, bucket=bucket, window_start=0, failures=0)
+    barrier = threading.Barrier(2, timeout=10)
+    attempts = {"ab": 0, "ba": 0}
+
+    def crossing(first: str, second: str) -> Callable[[sa.Connection], str]:
+        name = first + second
+
+        def unit(conn: sa.Connection) -> str:
+            attempts[name] += 1
+            _BUMP.execute(conn, bucket=first)
+            if attempts[name] == 1:
+                barrier.wait()  # each holds its first row and now asks for the other's
+            _BUMP.execute(conn, bucket=second)
+            return name
+
+        return unit
+
+    # Two committers, so that each unit runs alone in its own transaction, at the same time.
+    one = ThreadedGroupCommit(provider.db, anyio.CapacityLimiter(2))
+    other = ThreadedGroupCommit(provider.db, anyio.CapacityLimiter(2))
+
+    async def main() -> list[str]:
+        return await asyncio.gather(one.run(crossing("a", "b")), other.run(crossing("b", "a")))
+
+    assert asyncio.run(main()) == ["ab", "ba"]
+    # PostgreSQL picked one as the deadlock victim and rolled it back; it ran again.
+    assert sorted(attempts.values()) == [1, 2]
+    with provider.db.read() as conn:
+        rows = conn.execute(sa.select(login_failures.c.bucket, login_failures.c.failures))
+        counts = {bucket: failures for bucket, failures in rows}
+    assert counts == {"a": 2, "b": 2}  # the victim's first run left nothing

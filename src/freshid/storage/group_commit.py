@@ -30,17 +30,23 @@ savepoints there (each would be two more round trips per unit): units report
 protocol errors as values, so a unit that *raises* is rare, and then the group is rolled back
 before its commit and every unit runs again alone, in its own transaction, as it would have
 without grouping. A failed ``COMMIT`` is not retried (it may have committed): every unit of the
-group gets its error.
+group gets its error. The exception is a transaction PostgreSQL rolled back itself, a deadlock
+victim or a serialization failure (SQLSTATE 40P01, 40001): nothing of it is durable, so its units
+run again, alone, up to :data:`ROLLBACK_ATTEMPTS` times each, instead of answering ``503``. Only
+these units are retried: they are a few statements and no other I/O (``Provider.write_short``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -139,6 +145,25 @@ class _Unit:
     )
 
 
+ROLLBACK_ATTEMPTS = 3
+"""Runs of a unit that PostgreSQL keeps rolling back (deadlock victim, serialization failure)
+before its caller gets the error: a temporary condition the next attempt usually escapes."""
+
+
+_ROLLED_BACK = frozenset({"40001", "40P01"})
+"""SQLSTATEs of a transaction PostgreSQL rolled back itself: serialization_failure,
+deadlock_detected (https://www.postgresql.org/docs/current/errcodes-appendix.html)."""
+
+
+def rolled_back(exc: BaseException) -> bool:
+    """Whether PostgreSQL rolled the transaction back itself, a deadlock victim or a
+    serialization failure (https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html):
+    nothing of it is durable and running it again is safe. The driver raises it directly for
+    :mod:`freshid.storage.prepared` statements, SQLAlchemy wrapped for the others."""
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return isinstance(cause, psycopg.Error) and cause.sqlstate in _ROLLED_BACK
+
+
 class _UnitRaised(Exception):
     """A unit of a PostgreSQL group raised before the group's commit."""
 
@@ -230,16 +255,26 @@ class ThreadedGroupCommit:
         except _UnitRaised:
             self.fallbacks += 1
             return [self._alone(unit) for unit in units]
-        except Exception as exc:  # the COMMIT (or BEGIN) failed: no retry, it may have committed
-            return [(False, exc)] * len(units)
+        except Exception as exc:
+            if not rolled_back(exc):  # the COMMIT (or BEGIN) failed: it may have committed
+                return [(False, exc)] * len(units)
+            # PostgreSQL rolled the group back itself (a serialization failure at COMMIT):
+            # nothing of it is durable, so each unit may run again alone.
+            self.fallbacks += 1
+            return [self._alone(unit) for unit in units]
         self.groups += 1
         self.units += len(units)
         return [(True, result) for result in results]
 
     def _alone(self, unit: _Unit) -> _Outcome:
-        try:
-            # Its events deferred too: the chain head is then held for the last statements only.
-            with self.db.write() as conn, chain.deferred(conn):
-                return True, unit.fn(conn)
-        except Exception as exc:
-            return False, exc
+        for attempt in range(1, ROLLBACK_ATTEMPTS + 1):
+            try:
+                # Its events deferred too: the chain head is then held for the last statements.
+                with self.db.write() as conn, chain.deferred(conn):
+                    return True, unit.fn(conn)
+            except Exception as exc:
+                if attempt == ROLLBACK_ATTEMPTS or not rolled_back(exc):
+                    return False, exc
+                # The other transaction of the deadlock is still finishing: let it.
+                time.sleep(random.uniform(0.005, 0.02) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -12,6 +12,10 @@ replaces dead ones, :mod:`freshid.storage.database`). So the answer says "retry 
   ``Cache-Control: no-store``;
 - pages: an HTML page saying so.
 
+A deadlock or serialization failure (PostgreSQL rolled the transaction back) is an
+``OperationalError`` too; the token endpoint's and code-issuing writes run again up to three times
+before it gets here (:mod:`freshid.storage.group_commit`).
+
 A write whose commit was in flight when the connection died may have committed anyway (the
 acknowledgement is what was lost); a retry then gets what any second use gets — ``invalid_grant``
 for a used code or refresh token — never a second success.
