@@ -121,11 +121,10 @@ def start_peer(
     seeded: Seeded,
     sub: str,
     postgres_url: str | None = None,
-    env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """Start the peer with the same client as FreshID's; returns once it printed READY. With
     ``postgres_url``, on its PostgreSQL adapter in that database (its table created before READY),
-    else on its memory adapter. ``env``: more environment variables for it."""
+    else on its memory adapter."""
     node = shutil.which("node")
     assert node is not None
     config: dict[str, object] = {
@@ -144,12 +143,7 @@ def start_peer(
         proc = subprocess.Popen(
             [node, "oidc_provider.mjs"],
             cwd=PEER_DIR,
-            env={
-                **os.environ,
-                **(env or {}),
-                "PEER_CONFIG": json.dumps(config),
-                "NODE_ENV": "production",
-            },
+            env={**os.environ, "PEER_CONFIG": json.dumps(config), "NODE_ENV": "production"},
             stdout=subprocess.PIPE,
             stderr=err,
         )

@@ -190,7 +190,8 @@ class ThreadedGroupCommit:
         self.units = 0
         """Units that ran in them."""
         self.fallbacks = 0
-        """Groups rolled back because a unit raised, their units then run alone."""
+        """Groups rolled back (a unit raised, or PostgreSQL rolled the group back itself), their
+        units then run alone."""
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` with the other units waiting at the time; its result after the commit, or
@@ -252,14 +253,12 @@ class ThreadedGroupCommit:
                         results = [unit.fn(conn) for unit in units]
                 except Exception as exc:
                     raise _UnitRaised from exc  # rolled back by db.write, then each alone
-        except _UnitRaised:
-            self.fallbacks += 1
-            return [self._alone(unit) for unit in units]
         except Exception as exc:
-            if not rolled_back(exc):  # the COMMIT (or BEGIN) failed: it may have committed
+            # A unit raised (db.write rolled the group back), or PostgreSQL rolled it back
+            # itself at COMMIT: nothing of it is durable, so each unit runs again alone. Any
+            # other failure of the COMMIT (or BEGIN) may have committed: no retry.
+            if not isinstance(exc, _UnitRaised) and not rolled_back(exc):
                 return [(False, exc)] * len(units)
-            # PostgreSQL rolled the group back itself (a serialization failure at COMMIT):
-            # nothing of it is durable, so each unit may run again alone.
             self.fallbacks += 1
             return [self._alone(unit) for unit in units]
         self.groups += 1
@@ -267,7 +266,8 @@ class ThreadedGroupCommit:
         return [(True, result) for result in results]
 
     def _alone(self, unit: _Unit) -> _Outcome:
-        for attempt in range(1, ROLLBACK_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             try:
                 # Its events deferred too: the chain head is then held for the last statements.
                 with self.db.write() as conn, chain.deferred(conn):
@@ -275,6 +275,6 @@ class ThreadedGroupCommit:
             except Exception as exc:
                 if attempt == ROLLBACK_ATTEMPTS or not rolled_back(exc):
                     return False, exc
-                # The other transaction of the deadlock is still finishing: let it.
-                time.sleep(random.uniform(0.005, 0.02) * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+            # The other transaction of the deadlock is still finishing: let it.
+            time.sleep(random.uniform(0.005, 0.02) * attempt)
+            attempt += 1
