@@ -192,18 +192,41 @@ _DEFERRED = "freshid.chain.deferred"
 _Fields = tuple[str, int, str | None, str | None, str | None, Mapping[str, Any]]
 
 
+Held = list[_Fields]
+"""Events held back on a connection (see :func:`hold`), in the order they were appended."""
+
+
+def hold(conn: Connection) -> Held:
+    """From now on, events appended on ``conn`` are held back, not written; their
+    :func:`append` returns 0 (their ids are not known yet). The caller must end it with
+    :func:`flush` or :func:`drop`. Truncating the returned list forgets the newest of them."""
+    held: Held = []
+    conn.info[_DEFERRED] = held
+    return held
+
+
+def flush(conn: Connection) -> int:
+    """Write the held events, in order, and stop holding: the head is locked now, not at the
+    first of them. Returns the last id (0 if none were held)."""
+    return _append_all(conn, conn.info.pop(_DEFERRED))
+
+
+def drop(conn: Connection) -> None:
+    """Forget the held events (their transaction is rolling back) and stop holding."""
+    conn.info.pop(_DEFERRED, None)
+
+
 @contextmanager
 def deferred(conn: Connection) -> Iterator[None]:
-    """Events appended on ``conn`` inside the block are written when it ends without an error,
-    in the order they were appended: the head is locked then, not at the first of them. Their
-    :func:`append` returns 0 (their ids are not known yet)."""
-    pending: list[_Fields] = []
-    conn.info[_DEFERRED] = pending
+    """Events appended on ``conn`` inside the block are written when it ends without an error
+    (:func:`hold`, then :func:`flush`)."""
+    hold(conn)
     try:
         yield
-    finally:
-        del conn.info[_DEFERRED]
-    _append_all(conn, pending)
+    except BaseException:
+        drop(conn)
+        raise
+    flush(conn)
 
 
 def append(
@@ -218,14 +241,14 @@ def append(
     """Insert one event at the end of the chain, in the caller's transaction; returns its id
     (0 inside :func:`deferred`, which writes it later)."""
     fields = (type_, occurred_at, user_id, session_id, client_id, data)
-    pending = conn.info.get(_DEFERRED)
-    if pending is not None:
-        pending.append(fields)
+    held = conn.info.get(_DEFERRED)
+    if held is not None:
+        held.append(fields)
         return 0
     return _append_all(conn, [fields])
 
 
-def _append_all(conn: Connection, appended: list[_Fields]) -> int:
+def _append_all(conn: Connection, appended: Held) -> int:
     """Chain and insert ``appended`` after the locked head; returns the last id (0 if none)."""
     if not appended:
         return 0

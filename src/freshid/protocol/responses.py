@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 from freshid.errors import InvalidClient, InvalidToken, OAuthError
@@ -11,8 +12,15 @@ from freshid.errors import InvalidClient, InvalidToken, OAuthError
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+class _JSON(JSONResponse):
+    """Compact UTF-8 JSON, as Starlette's, rendered by orjson: every token response pays it."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def ok(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code, headers=NO_STORE)
+    return _JSON(body, status_code=status_code, headers=NO_STORE)
 
 
 def error(exc: OAuthError, *, basic_auth_used: bool = False) -> JSONResponse:
@@ -21,7 +29,7 @@ def error(exc: OAuthError, *, basic_auth_used: bool = False) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Basic realm="freshid"'
     if isinstance(exc, InvalidToken):
         headers["WWW-Authenticate"] = bearer_challenge(exc)
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+    return _JSON(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
 def bearer_challenge(exc: OAuthError | None) -> str:

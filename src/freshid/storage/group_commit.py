@@ -9,7 +9,10 @@ that reach the event loop in one turn of it share one transaction: each runs ins
 ``SAVEPOINT`` (https://sqlite.org/lang_savepoint.html), so a unit that fails leaves no trace and
 the others are unaffected, and one ``COMMIT`` at the start of the loop's next turn makes them all
 durable together. No unit's caller hears of success before that commit; if it fails, every unit
-in the group sees the error, as each would have seen its own failed commit.
+in the group sees the error, as each would have seen its own failed commit. The units' audit
+events are held back and written together right before the commit
+(:func:`freshid.events.chain.hold`): one read of the chain head and one move of it per group, not
+per unit; a unit that fails takes its events with it.
 
 Units in a group see each other's writes as they run, in order: the second of two redemptions of
 one code finds it used, as it would after the first one's commit. Readers on other connections
@@ -64,6 +67,8 @@ class _Group:
         self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.broken = False
         """A savepoint could not be rolled back: the whole group must roll back."""
+        self.events = chain.hold(conn)
+        """The units' events, written together right before the commit."""
 
 
 class GroupCommit:
@@ -96,9 +101,11 @@ class GroupCommit:
         assert driver is not None
         driver.execute("SAVEPOINT unit")
         self.units += 1
+        held = len(group.events)
         try:
             result = fn(group.conn)
         except BaseException:
+            del group.events[held:]  # they go with the rest of the unit
             try:
                 driver.execute("ROLLBACK TO unit")
                 driver.execute("RELEASE unit")
@@ -113,10 +120,11 @@ class GroupCommit:
         self.groups += 1
         try:
             if group.broken:
-                group.transaction.rollback()
                 raise sa.exc.InvalidRequestError("a failed unit left the group's transaction")
+            chain.flush(group.conn)
             group.transaction.commit()
         except Exception as exc:
+            chain.drop(group.conn)
             try:
                 group.transaction.rollback()  # also after a failed COMMIT: SQLAlchemy needs it
             except Exception:

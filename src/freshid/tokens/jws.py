@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -44,15 +46,21 @@ def b64url_decode(text: str) -> bytes:
 
 
 def _json_segment(obj: Mapping[str, Any]) -> str:
-    return b64url_encode(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+    # Sorted, compact UTF-8 (RFC 7519 §7.1 wants UTF-8; any member order is valid JSON, sorted
+    # keeps tokens reproducible for tests).
+    return b64url_encode(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
+
+
+@functools.lru_cache(maxsize=64)
+def _header_segment(kid: str, typ: str) -> str:
+    """A signing key's protected header is the same for every token of a type."""
+    return _json_segment({"alg": "ES256", "kid": kid, "typ": typ})
 
 
 def sign_es256(
     claims: Mapping[str, Any], key: ec.EllipticCurvePrivateKey, kid: str, typ: str = "JWT"
 ) -> str:
-    signing_input = (
-        f"{_json_segment({'alg': 'ES256', 'kid': kid, 'typ': typ})}.{_json_segment(claims)}"
-    )
+    signing_input = f"{_header_segment(kid, typ)}.{_json_segment(claims)}"
     der = key.sign(signing_input.encode("ascii"), _ES256)
     r, s = decode_dss_signature(der)
     return f"{signing_input}.{b64url_encode(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
