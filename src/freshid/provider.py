@@ -121,6 +121,25 @@ class Provider:
 
         return await anyio.to_thread.run_sync(run, limiter=self.db_limiter)
 
+    async def read_short(self, fn: Callable[[Connection], T]) -> T:
+        """A read of a few indexed statements and no other I/O (the protocol endpoints' lookups
+        of a client, a session, a token). On SQLite it runs on the event loop, where a reader
+        does not wait (:meth:`Database.read_nowait`) and the hand-off to a worker thread costs
+        more than the read; on PostgreSQL, or when SQLite would make it wait, as :meth:`read`.
+        ``fn`` may run twice: it must only read."""
+        try:
+            with self.db.read_nowait() as conn:
+                return fn(conn)
+        except Busy:
+            pass
+
+        def run() -> T:
+            self.db.keep_reader()  # for the next short read, if it was not open yet
+            with self.db.read() as conn:
+                return fn(conn)
+
+        return await anyio.to_thread.run_sync(run, limiter=self.db_limiter)
+
     def keyring(self, *, refresh: bool = False) -> KeyRing:
         """The current key ring (blocking; call from a worker thread or at start-up)."""
         now = self.now()

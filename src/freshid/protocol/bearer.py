@@ -34,7 +34,7 @@ async def access_token_claims(provider: Provider, token: str) -> dict[str, Any] 
     def active(conn: Connection) -> bool:
         return grant_store.access_token_active(conn, jti, now) is not None
 
-    return claims if await provider.read(active) else None
+    return claims if await provider.read_short(active) else None
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -45,7 +45,7 @@ async def introspect(request: Request) -> Response:
     provider: Provider = request.app.state.provider
     try:
         params = await request_params.form(request)
-        client: Client = await provider.read(
+        client: Client = await provider.read_short(
             lambda conn: client_auth.authenticate(
                 request, params, lambda cid: find_client(conn, cid)
             )
@@ -98,4 +98,4 @@ async def introspect(request: Request) -> Response:
             "sid": grant.session_id,
         }
 
-    return responses.ok(await provider.read(refresh_state))
+    return responses.ok(await provider.read_short(refresh_state))

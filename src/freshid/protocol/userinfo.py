@@ -24,7 +24,7 @@ async def userinfo(request: Request) -> Response:
         if "openid" not in str(claims.get("scope", "")).split():
             raise InvalidToken("the access token was not issued for openid")
         sub = str(claims["sub"])
-        user = await provider.read(lambda conn: user_store.by_id(conn, sub))
+        user = await provider.read_short(lambda conn: user_store.by_id(conn, sub))
         if user is None or user.disabled:
             raise InvalidToken("the user is no longer active")
     except InvalidToken as exc:

@@ -46,7 +46,17 @@ _BUSY_TIMEOUT_MS = 30_000
 
 
 class Busy(Exception):
-    """A write transaction could not start without waiting (:meth:`Database.try_begin`)."""
+    """A transaction could not start, or a read go on, without waiting
+    (:meth:`Database.try_begin`, :meth:`Database.read_nowait`)."""
+
+
+_SQLITE_BUSY = frozenset({5, 6})
+"""SQLITE_BUSY and SQLITE_LOCKED, the primary codes (https://sqlite.org/rescode.html)."""
+
+
+def _would_wait(exc: BaseException) -> bool:
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode & 0xFF in _SQLITE_BUSY
 
 
 class _SqliteOptions:
@@ -115,6 +125,8 @@ class Database:
         self._checkpointer: Checkpointer | None = None
         self._write_lock = threading.Lock() if self.sqlite else None
         self._kept_conn: Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._kept_reader: Connection | None = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -163,6 +175,56 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def read_nowait(self) -> Iterator[Connection]:
+        """A SQLite read transaction that never waits, for the event loop's short reads; raises
+        :class:`Busy` (from entering, or from a statement inside) when it would have to, and the
+        caller then reads in a worker thread. In WAL mode readers do not wait for the writer
+        (https://sqlite.org/wal.html#concurrency); SQLite's busy handler, off on this connection,
+        would only matter in rare moments such as another connection resetting the WAL.
+
+        One connection is kept for these reads, as :meth:`try_begin` keeps one for writes: the
+        body runs without awaiting, so one read at a time is all the loop needs. Opening it may
+        wait (its set-up pragmas), so it is opened by :meth:`keep_reader`, in a worker thread;
+        until then this raises :class:`Busy`."""
+        if not self._reader_lock.acquire(blocking=False):
+            raise Busy  # another thread's loop is reading right now
+        try:
+            conn = self._kept_reader
+            if conn is None or not self._reader_open():
+                raise Busy
+            try:
+                with conn.begin():
+                    yield conn
+            except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+                if not _would_wait(exc):
+                    raise
+                self._close_kept_reader()
+                raise Busy from None
+        finally:
+            self._reader_lock.release()
+
+    def keep_reader(self) -> None:
+        """Open the connection :meth:`read_nowait` reads on, if it is not open (SQLite only;
+        blocking: call it from a worker thread)."""
+        if not self.sqlite or self._reader_open():
+            return
+        conn = self.engine.connect()
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout=0")
+        with self._reader_lock:
+            if not self._reader_open():
+                self._close_kept_reader()  # a dead one, if any
+                self._kept_reader = conn
+                return
+        conn.invalidate()  # another thread was first
+        conn.close()
+
+    def _reader_open(self) -> bool:
+        conn = self._kept_reader
+        return conn is not None and not conn.closed and not conn.invalidated
+
     def start_checkpoints(self) -> None:
         """Checkpoint a SQLite file's WAL on a background thread from now on, instead of in
         whichever commit fills it (:mod:`freshid.storage.checkpoints`); for long-running servers.
@@ -180,6 +242,14 @@ class Database:
         if self._kept_conn is not None:
             self._kept_conn.close()
             self._kept_conn = None
+        with self._reader_lock:
+            self._close_kept_reader()
+
+    def _close_kept_reader(self) -> None:
+        conn, self._kept_reader = self._kept_reader, None
+        if conn is not None and not conn.closed:
+            conn.invalidate()  # discarded, not pooled: its busy handler is off
+            conn.close()
 
     def dispose(self) -> None:
         if self._checkpointer is not None:

@@ -57,7 +57,7 @@ async def authorize(request: Request) -> Response:
         client = provider.client(conn, client_id) if client_id else None
         return client, flow.current_session(conn, cookie, provider)
 
-    found_client, signed_in = await provider.read(load)
+    found_client, signed_in = await provider.read_short(load)
     try:
         client, redirect_uri = checks.resolve_client(params, lambda _cid: found_client)
     except checks.PageError as exc:
