@@ -59,6 +59,14 @@ def _would_wait(exc: BaseException) -> bool:
     return isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode & 0xFF in _SQLITE_BUSY
 
 
+PAGE_CACHE_KIB = 1024
+"""SQLite's page cache per connection (its default is 2,000 KiB). Every pooled connection fills
+its own as the store grows, which on a busy server read as minutes of steady RSS growth (10
+connections: up to 20 MiB; measured: +4.7 MiB/min through a 4-minute soak, against +1.6 MiB/min
+with 1 MiB caches), and the hot pages of the token tables fit in far less. Pages it does not
+hold come from the operating system's cache."""
+
+
 class _SqliteOptions:
     background_checkpoints = False
     """Set before connections open: they then leave checkpoints to a :class:`Checkpointer`."""
@@ -91,6 +99,7 @@ def create_engine(url: str, options: _SqliteOptions | None = None) -> Engine:
             if options.background_checkpoints:
                 cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             cur.close()
 
