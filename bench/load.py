@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from bench.server import ServerProcess
 from bench.stats import Latencies
+from freshid import collector
 
 Op = Callable[[], Awaitable[None]]
 _GRACE = 60.0
@@ -72,6 +73,9 @@ async def measure(
     max_requests: int,
 ) -> LoadResult:
     """Warm up, then run the measured phase; one op per in-flight request."""
+    # This process's own full garbage collections paused its loop for 50-70 ms (the servers'
+    # tails would include them): what it holds so far is kept out of them (freshid.collector).
+    collector.freeze_startup_objects()
     await _closed_loop(ops, warmup_seconds, max_requests)
     server.check_alive()
     cpu0, client0 = server.cpu_seconds(), time.process_time()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from freshid import allocator
+from freshid import allocator, collector
 from freshid.app import create_app
 from freshid.provider import Provider
 from freshid.settings import load_settings
@@ -52,6 +52,7 @@ def main() -> int:
     if args.profile:
         _inline_database(provider)
     app = create_app(settings, provider=provider)
+    collector.freeze_startup_objects()  # as `freshid serve` does
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

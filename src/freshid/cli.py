@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from freshid import allocator
+from freshid import allocator, collector
 from freshid.admin import commands as admin_commands
 from freshid.clock import SystemClock
 from freshid.events.catalog import EventType
@@ -247,6 +247,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from freshid.app import create_app
 
     app = create_app(settings, webhook_worker=not args.no_worker)
+    collector.freeze_startup_objects()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.log_format == "json":
         admin_commands.use_json_logs()
