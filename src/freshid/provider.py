@@ -127,11 +127,12 @@ class Provider:
         does not wait (:meth:`Database.read_nowait`) and the hand-off to a worker thread costs
         more than the read; on PostgreSQL, or when SQLite would make it wait, as :meth:`read`.
         ``fn`` may run twice: it must only read."""
-        try:
-            with self.db.read_nowait() as conn:
-                return fn(conn)
-        except Busy:
-            pass
+        if self.db.sqlite:
+            try:
+                with self.db.read_nowait() as conn:
+                    return fn(conn)
+            except Busy:
+                pass
 
         def run() -> T:
             self.db.keep_reader()  # for the next short read, if it was not open yet

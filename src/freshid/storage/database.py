@@ -54,8 +54,16 @@ _SQLITE_BUSY = frozenset({5, 6})
 """SQLITE_BUSY and SQLITE_LOCKED, the primary codes (https://sqlite.org/rescode.html)."""
 
 
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception: SQLAlchemy wraps it for its statements, while
+    :mod:`freshid.storage.prepared` statements raise it directly."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
+
+
 def _would_wait(exc: BaseException) -> bool:
-    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    cause = driver_error(exc)
     return isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode & 0xFF in _SQLITE_BUSY
 
 

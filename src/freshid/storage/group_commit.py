@@ -54,7 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from freshid.events import chain
-from freshid.storage.database import Database
+from freshid.storage.database import Database, driver_error
 
 T = TypeVar("T")
 
@@ -166,9 +166,8 @@ deadlock_detected (https://www.postgresql.org/docs/current/errcodes-appendix.htm
 def rolled_back(exc: BaseException) -> bool:
     """Whether PostgreSQL rolled the transaction back itself, a deadlock victim or a
     serialization failure (https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html):
-    nothing of it is durable and running it again is safe. The driver raises it directly for
-    :mod:`freshid.storage.prepared` statements, SQLAlchemy wrapped for the others."""
-    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    nothing of it is durable and running it again is safe."""
+    cause = driver_error(exc)
     return isinstance(cause, psycopg.Error) and cause.sqlstate in _ROLLED_BACK
 
 
