@@ -1,5 +1,6 @@
 """A server's SQLite WAL is checkpointed by a thread of its own, not inside request commits, and
-still checkpointed: the log does not outgrow what was written since the last round."""
+still checkpointed: the log does not outgrow what was written since the last round, and it is
+rewound even when readers always overlap."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 from freshid.storage import migrate
+from freshid.storage.checkpoints import Checkpointer
 from freshid.storage.database import Database
 from freshid.storage.tables import login_failures
 
@@ -84,3 +86,67 @@ def test_commits_of_a_process_without_the_thread_still_checkpoint(tmp_path: Path
         assert db._checkpointer is None
     finally:
         db.dispose()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+
+
+def _overlapping_readers(path: Path, stop: threading.Event) -> None:
+    """Two connections taking turns so that a read transaction is always open, each begun after
+    the other: a busy server's requests."""
+    conns = [_connect(path), _connect(path)]
+    try:
+        conns[0].execute("BEGIN")
+        conns[0].execute("SELECT count(*) FROM t").fetchone()
+        turn = 0
+        while not stop.is_set():
+            following = conns[1 - turn]
+            following.execute("BEGIN")
+            following.execute("SELECT count(*) FROM t").fetchone()
+            conns[turn].execute("COMMIT")
+            turn = 1 - turn
+            time.sleep(0.001)
+        conns[turn].execute("COMMIT")
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def _log_after_commits(path: Path, checkpointer: Checkpointer, commits: int) -> int:
+    """Frames in the log after ``commits`` one-row commits made while readers overlap and the
+    checkpointer runs."""
+    writer = _connect(path)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (v BLOB)")
+    stop = threading.Event()
+    readers = threading.Thread(target=_overlapping_readers, args=(path, stop))
+    readers.start()
+    checkpointer.start()
+    try:
+        for _ in range(commits):
+            writer.execute("INSERT INTO t VALUES (randomblob(100))")
+            time.sleep(0.0002)
+    finally:
+        checkpointer.stop()
+        stop.set()
+        readers.join()
+    log, _ = _wal_frames(path)
+    writer.close()
+    return log
+
+
+def test_the_log_is_rewound_although_readers_always_overlap(tmp_path: Path) -> None:
+    commits = 2000
+    passive_only = Checkpointer(str(tmp_path / "a.db"), interval=0.01, restart_frames=10**9)
+    # The starvation a busy server met: every frame copied, the log never started again.
+    assert _log_after_commits(tmp_path / "a.db", passive_only, commits) >= commits
+    assert passive_only.restarts == 0
+
+    restarting = Checkpointer(str(tmp_path / "b.db"), interval=0.01, restart_frames=200)
+    log = _log_after_commits(tmp_path / "b.db", restarting, commits)
+    assert restarting.restarts >= 2
+    assert log < commits / 2
+    with sqlite3.connect(tmp_path / "b.db") as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone()[0] == commits
