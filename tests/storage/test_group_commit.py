@@ -232,3 +232,65 @@ def test_a_deadlock_victim_runs_again_and_every_write_lands_once(provider: Provi
         rows = conn.execute(sa.select(login_failures.c.bucket, login_failures.c.failures))
         counts = {bucket: failures for bucket, failures in rows}
     assert counts == {"a": 2, "b": 2}  # the victim's first run left nothing
+
+
+def _hold_the_store(provider: Provider, seconds: float, held: threading.Event) -> None:
+    """Another writer: a worker thread's transaction that keeps the store locked a while."""
+    with provider.db.write() as conn:
+        _INSERT.execute(conn, bucket="thread", window_start=0, failures=0)
+        held.set()
+        threading.Event().wait(seconds)
+
+
+def test_writes_wait_on_the_loop_for_another_writer_and_still_share_a_commit(
+    provider: Provider,
+) -> None:
+    """Not each in a worker thread with a commit of its own: those took the lock from one
+    another, and the server stayed at half its rate after a moment's lock."""
+    if provider._group_commit is None:
+        pytest.skip("PostgreSQL's units always run in worker threads")
+    loop_thread: list[int] = []
+
+    def unit(bucket: str) -> Callable[[sa.Connection], int]:
+        def run(conn: sa.Connection) -> int:
+            _INSERT.execute(conn, bucket=bucket, window_start=0, failures=0)
+            return threading.get_ident()
+
+        return run
+
+    async def main() -> list[int]:
+        loop_thread.append(threading.get_ident())
+        held = threading.Event()
+        holder = asyncio.ensure_future(
+            anyio.to_thread.run_sync(_hold_the_store, provider, 0.2, held)
+        )
+        await anyio.to_thread.run_sync(held.wait)
+        threads = await asyncio.gather(*(provider.write_short(unit(f"w{i}")) for i in range(5)))
+        await holder
+        return threads
+
+    threads = asyncio.run(main())
+    assert threads == loop_thread * 5
+    assert _counts(provider) == (1, 5)
+    assert _buckets(provider) == {"thread"} | {f"w{i}" for i in range(5)}
+
+
+def test_a_write_goes_to_a_worker_thread_when_the_lock_outlasts_the_wait(
+    provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if provider._group_commit is None:
+        pytest.skip("PostgreSQL's units always run in worker threads")
+    monkeypatch.setattr("freshid.storage.group_commit.LOCKED_WAIT", 0.05)
+
+    async def main() -> int:
+        held = threading.Event()
+        holder = asyncio.ensure_future(
+            anyio.to_thread.run_sync(_hold_the_store, provider, 0.3, held)
+        )
+        await anyio.to_thread.run_sync(held.wait)
+        answered = await provider.write_short(lambda conn: threading.get_ident())
+        await holder
+        return answered
+
+    assert asyncio.run(main()) != threading.get_ident()
+    assert _counts(provider) == (0, 0)  # no group: the thread's own transaction

@@ -54,7 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from freshid.events import chain
-from freshid.storage.database import Database, driver_error
+from freshid.storage.database import Busy, Database, driver_error
 
 T = TypeVar("T")
 
@@ -71,6 +71,14 @@ class _Group:
         """The units' events, written together right before the commit."""
 
 
+LOCKED_WAIT = 1.0
+"""Seconds a unit waits on the loop for another writer to let go of the store (a worker
+thread's transaction, a checkpoint, another process) before it goes to a worker thread, where
+SQLite's busy handler waits out longer locks (a migration, a backup)."""
+_FIRST_PAUSE = 0.0005
+_LAST_PAUSE = 0.005
+
+
 class GroupCommit:
     """Runs short write units on the event loop, several to a transaction (see module doc)."""
 
@@ -85,16 +93,34 @@ class GroupCommit:
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the open group (opening one if need be) and return its result once the
         group is committed. Raises :class:`~freshid.storage.database.Busy`, having run nothing,
-        when no group is open and the store cannot be locked without waiting."""
-        group = self._open
-        if group is None:
-            conn, transaction = self.db.try_begin()
-            group = self._open = _Group(conn, transaction)
-            asyncio.get_running_loop().call_soon(self._commit, group)
+        when no group is open and the store stays locked for :data:`LOCKED_WAIT` seconds."""
+        group = self._open or await self._begin()
         result = self._unit(group, fn)
         # Shielded: a caller that gives up must not cancel the commit the others wait for.
         await asyncio.shield(group.committed)
         return result
+
+    async def _begin(self) -> _Group:
+        """The open group, or a new one once the store can be locked. While another writer
+        holds the lock, the unit waits here, on the loop, and not in a worker thread with a
+        transaction of its own: units sent to threads took the lock from one another, one unit
+        per commit, so the next units found it taken too, and the server stayed at half its
+        rate after a moment's lock (the WAL checkpointer's, :mod:`freshid.storage.checkpoints`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCKED_WAIT
+        pause = _FIRST_PAUSE
+        while self._open is None:
+            try:
+                conn, transaction = self.db.try_begin()
+            except Busy:
+                if loop.time() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _LAST_PAUSE)
+                continue
+            self._open = _Group(conn, transaction)
+            loop.call_soon(self._commit, self._open)
+        return self._open
 
     def _unit(self, group: _Group, fn: Callable[[Connection], T]) -> T:
         driver = group.driver
