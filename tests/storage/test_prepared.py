@@ -75,8 +75,11 @@ def _hold_write_lock(path: Path, locked: threading.Event, release: threading.Eve
 
 
 def test_a_sqlite_write_on_the_event_loop_falls_back_to_a_thread_when_another_writer_holds_it(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The write first waits on the loop, without blocking it, for the group commit's
+    ``LOCKED_WAIT``; a lock held longer is waited out in a worker thread."""
+    monkeypatch.setattr("freshid.storage.group_commit.LOCKED_WAIT", 0.05)
     path = tmp_path / "freshid.sqlite3"
     settings = load_settings(environ={}, database_url=f"sqlite:///{path}")
     provider = Provider(settings, FrozenClock(1_700_000_000))
@@ -97,8 +100,8 @@ def test_a_sqlite_write_on_the_event_loop_falls_back_to_a_thread_when_another_wr
                 return threading.get_ident(), "done"
 
             task = asyncio.ensure_future(provider.write_short(work))
-            # The event loop stays free while the write waits in a worker thread.
-            await asyncio.sleep(0.05)
+            # The event loop stays free while the write waits, on it and then in a thread.
+            await asyncio.sleep(0.2)
             assert not task.done()
             release.set()
             thread, result = await task
