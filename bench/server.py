@@ -167,10 +167,14 @@ def wait_ready(
     return False
 
 
-def start_server(store: Store, profile: Path | None = None) -> ServerProcess:
-    """Start ``bench.serve`` on a free port (a few tries, in case another process takes it)."""
+def start_server(
+    store: Store, profile: Path | None = None, root: Path = REPO_ROOT
+) -> ServerProcess:
+    """Start ``bench.serve`` on a free port (a few tries, in case another process takes it),
+    from the checkout at ``root`` (another build's, for :mod:`bench.ab`)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    paths = (str(root / "src"), str(root), env.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     last_log = ""
     for attempt in range(3):
         port = free_port()
@@ -188,7 +192,7 @@ def start_server(store: Store, profile: Path | None = None) -> ServerProcess:
             command += ["--profile", str(profile)]
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT
             )
         server = ServerProcess(proc, port, log)
         if wait_ready(server):

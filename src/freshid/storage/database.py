@@ -71,8 +71,9 @@ PAGE_CACHE_KIB = 1024
 """SQLite's page cache per connection (its default is 2,000 KiB). Every pooled connection fills
 its own as the store grows, which on a busy server read as minutes of steady RSS growth (10
 connections: up to 20 MiB; measured: +4.7 MiB/min through a 4-minute soak, against +1.6 MiB/min
-with 1 MiB caches), and the hot pages of the token tables fit in far less. Pages it does not
-hold come from the operating system's cache."""
+with 1 MiB caches, both while the WAL index also grew: :mod:`freshid.storage.checkpoints`), and
+the hot pages of the token tables fit in far less. Pages it does not hold come from the
+operating system's cache."""
 
 
 class _SqliteOptions:
