@@ -119,16 +119,8 @@ def create_engine(url: str, options: _SqliteOptions | None = None) -> Engine:
             # execution path would cost more than the BEGIN itself.
             driver = conn.connection.driver_connection
             assert driver is not None
-            if not options.get("sqlite_nowait"):
+            if not options.get("sqlite_nowait"):  # else Database.try_begin has begun
                 driver.execute(_BEGIN[options.get("sqlite_begin", "DEFERRED")])
-                return
-            # Fail at once instead of sleeping in SQLite's busy handler: the caller is the
-            # event loop, and falls back to a worker thread (Database.try_begin).
-            driver.execute("PRAGMA busy_timeout=0")
-            try:
-                driver.execute("BEGIN IMMEDIATE")
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -173,15 +165,31 @@ class Database:
             if conn is None or conn.closed or conn.invalidated:
                 conn = self.engine.connect().execution_options(sqlite_nowait=True)
                 self._kept_conn = conn
-            try:
-                return conn, conn.begin()
-            except (sa.exc.OperationalError, sqlite3.OperationalError):
-                self._kept_conn = None
-                conn.close()
-                raise Busy from None
+            self._begin_nowait(conn)
+            return conn, conn.begin()
         except BaseException:
             self._write_lock.release()
             raise
+
+    def _begin_nowait(self, conn: Connection) -> None:
+        """``BEGIN IMMEDIATE`` on the driver, failing at once instead of sleeping in SQLite's
+        busy handler: the caller is the event loop. Issued here rather than in SQLAlchemy's
+        begin hook, which a failure would leave half-begun (the connection was then closed, and
+        every retry while another writer held the store opened a new one)."""
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout=0")
+        failed: sqlite3.OperationalError | None = None
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            failed = exc
+        driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        if failed is not None:
+            if not _would_wait(failed):  # not a lock: a worker thread's attempt will say what
+                self._kept_conn = None
+                conn.close()
+            raise Busy from None
 
     def end(self) -> None:
         """Release the write lock :meth:`try_begin` took."""
