@@ -91,6 +91,8 @@ def test_a_sqlite_write_on_the_event_loop_falls_back_to_a_thread_when_another_wr
     try:
         with pytest.raises(Busy):
             provider.db.try_begin()  # must not start while another writer holds the store
+        kept = provider.db._kept_conn
+        assert kept is not None and not kept.closed  # a busy store does not cost the connection
 
         async def write_while_locked() -> tuple[int, str]:
             loop_thread = threading.get_ident()
@@ -118,4 +120,5 @@ def test_a_sqlite_write_on_the_event_loop_falls_back_to_a_thread_when_another_wr
         return await provider.write_short(lambda conn: threading.get_ident())
 
     assert asyncio.run(write_when_free()) == threading.get_ident()  # ran on the loop itself
+    assert provider.db._kept_conn is kept
     provider.db.dispose()
