@@ -41,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.other} is not a FreshID checkout")
     plan = replace(FULL, load_seconds=args.seconds)
     settings = load_settings(environ={})
-    hasher = PasswordMethod(
-        settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
-    )
+    hasher = PasswordMethod.from_settings(settings, concurrency=1)
     builds = {"this checkout": REPO_ROOT, str(args.other): args.other.resolve()}
     rates: dict[str, list[float]] = {name: [] for name in builds}
     with contextlib.ExitStack() as stack:

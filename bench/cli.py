@@ -182,9 +182,7 @@ def method_rows(costs: list[method_bench.MethodCost], plan: Plan) -> list[Row]:
 
 def store_rows(store: Store, plan: Plan, sign_rate: float | None) -> list[Row]:
     settings = load_settings(environ={})
-    hasher = PasswordMethod(
-        settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
-    )
+    hasher = PasswordMethod.from_settings(settings, concurrency=1)
     progress(f"{store.name}: seeding and starting the server")
     seeded = seed(store, hasher)
     server = start_server(store)

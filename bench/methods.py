@@ -47,9 +47,7 @@ def run(plan: Plan) -> list[MethodCost]:
     now = int(time.time())
     rounds, seconds = plan.es256_rounds, plan.es256_round_seconds
     settings = load_settings(environ={})
-    method = PasswordMethod(
-        settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
-    )
+    method = PasswordMethod.from_settings(settings, concurrency=1)
     hasher = PasswordHasher(
         time_cost=settings.argon2_time_cost,
         memory_cost=settings.argon2_memory_kib,

@@ -390,9 +390,7 @@ def peer_target(
 
 def run_store(store: Store, plan: Plan) -> tuple[list[str], str]:
     settings = load_settings(environ={})
-    hasher = PasswordMethod(
-        settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
-    )
+    hasher = PasswordMethod.from_settings(settings, concurrency=1)
     adapters = [MEMORY] + ([POSTGRES] if store.name == "postgresql" else [])
     progress(f"{store.name}: seeding and starting FreshID and {PEER_NAME} ({', '.join(adapters)})")
     seeded = seed(store, hasher)

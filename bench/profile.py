@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also keep the raw cProfile stats here")
     args = parser.parse_args(argv)
     settings = load_settings(environ={})
-    hasher = PasswordMethod(
-        settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
-    )
+    hasher = PasswordMethod.from_settings(settings, concurrency=1)
     with sqlite_store() as store:
         seeded = seed(store, hasher)
         stats_path = store.workdir / "refresh.prof"

@@ -691,9 +691,7 @@ def _guarded(recorder: Recorder, kind: str, worker: Callable[[], None]) -> None:
 def soak(store: Store, plan: SoakPlan) -> SoakResult:
     """Seed ``store``, start a server on it, run the mixed workload for ``plan.seconds``."""
     settings = load_settings(environ={})
-    hasher = PasswordMethod(
-        settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
-    )
+    hasher = PasswordMethod.from_settings(settings, concurrency=1)
     if plan.workers.get(EVENTS, 0) > 1:
         raise BenchError("one events worker at most: it is the log's one consumer")
     seeded = seed(store, hasher)

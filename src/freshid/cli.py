@@ -105,9 +105,7 @@ def _print(obj: Any) -> None:
 def _users(args: argparse.Namespace, settings: Settings) -> int:
     db, now = _db(settings), SystemClock().now()
     if args.action == "create":
-        hasher = PasswordMethod(
-            settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
-        )
+        hasher = PasswordMethod.from_settings(settings, concurrency=1)
         try:
             hashed = hasher.hash_sync(args.password)
         except ValueError as exc:

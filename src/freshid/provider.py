@@ -43,12 +43,7 @@ class Provider:
         self.clock: Clock = clock or SystemClock()
         self.db = db or Database(settings.database_url)
         self.issuer = settings.effective_issuer.rstrip("/")
-        self.password = PasswordMethod(
-            settings.argon2_memory_kib,
-            settings.argon2_time_cost,
-            settings.argon2_parallelism,
-            settings.password_hash_concurrency,
-        )
+        self.password = PasswordMethod.from_settings(settings)
         self.policies = catalog(settings.policy_file or None)
         self.outbox = DevOutbox()
         self.mailer: MailSender = (

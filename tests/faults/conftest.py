@@ -221,9 +221,7 @@ def seed(database_url: str, email: str = "alice@example.com") -> Seed:
     """The signing key, one user (password :data:`DEMO_PASSWORD`) and one confidential client,
     written directly."""
     defaults = Settings()
-    hasher = PasswordMethod(
-        defaults.argon2_memory_kib, defaults.argon2_time_cost, defaults.argon2_parallelism, 1
-    )
+    hasher = PasswordMethod.from_settings(defaults, concurrency=1)
     db = Database(database_url)
     try:
         now = int(time.time())

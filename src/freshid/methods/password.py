@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from freshid.freshness.levels import ACR_1FA
+
+if TYPE_CHECKING:
+    from freshid.settings import Settings
 from freshid.methods.base import CompletedMethod, Factor, MethodFailed, MethodInfo
 
 INFO = MethodInfo("password", "Password", frozenset({Factor.KNOWLEDGE}), rank=10)
@@ -46,6 +49,17 @@ class PasswordMethod:
         self._concurrency = concurrency
         self._pool: ThreadPoolExecutor | None = None  # started by the first hash off the loop
         self._dummy_hash = self._hasher.hash("freshid-dummy-password-for-timing")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, concurrency: int | None = None) -> PasswordMethod:
+        """The configured argon2id parameters; ``concurrency`` hashing threads (the setting's
+        ``password_hash_concurrency`` unless given: one for a command that hashes a password)."""
+        return cls(
+            settings.argon2_memory_kib,
+            settings.argon2_time_cost,
+            settings.argon2_parallelism,
+            settings.password_hash_concurrency if concurrency is None else concurrency,
+        )
 
     def hash_sync(self, password: str) -> str:
         check_new_password(password)
