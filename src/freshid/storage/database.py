@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -74,6 +74,17 @@ connections: up to 20 MiB; measured: +4.7 MiB/min through a 4-minute soak, again
 with 1 MiB caches, both while the WAL index also grew: :mod:`freshid.storage.checkpoints`), and
 the hot pages of the token tables fit in far less. Pages it does not hold come from the
 operating system's cache."""
+
+
+def _usable(conn: Connection | None) -> TypeGuard[Connection]:
+    return conn is not None and not conn.closed and not conn.invalidated
+
+
+def _discard(conn: Connection | None) -> None:
+    """Close a :meth:`Database._nowait_connection` for good (invalidated, not pooled)."""
+    if conn is not None and not conn.closed:
+        conn.invalidate()
+        conn.close()
 
 
 class _SqliteOptions:
@@ -162,8 +173,8 @@ class Database:
             # back costs more than the transaction's own BEGIN and COMMIT. The write lock makes
             # its users take turns, whichever thread they run on.
             conn = self._kept_conn
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self.engine.connect().execution_options(sqlite_nowait=True)
+            if not _usable(conn):
+                conn = self._nowait_connection().execution_options(sqlite_nowait=True)
                 self._kept_conn = conn
             self._begin_nowait(conn)
             return conn, conn.begin()
@@ -172,24 +183,29 @@ class Database:
             raise
 
     def _begin_nowait(self, conn: Connection) -> None:
-        """``BEGIN IMMEDIATE`` on the driver, failing at once instead of sleeping in SQLite's
-        busy handler: the caller is the event loop. Issued here rather than in SQLAlchemy's
-        begin hook, which a failure would leave half-begun (the connection was then closed, and
-        every retry while another writer held the store opened a new one)."""
+        """``BEGIN IMMEDIATE`` on the driver of a :meth:`_nowait_connection`, failing at once
+        instead of waiting: the caller is the event loop. Issued here rather than in
+        SQLAlchemy's begin hook, which a failure would leave half-begun (the connection was then
+        closed, and every retry while another writer held the store opened a new one)."""
         driver = conn.connection.driver_connection
         assert driver is not None
-        driver.execute("PRAGMA busy_timeout=0")
-        failed: sqlite3.OperationalError | None = None
         try:
             driver.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            failed = exc
-        driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        if failed is not None:
-            if not _would_wait(failed):  # not a lock: a worker thread's attempt will say what
+            if not _would_wait(exc):  # not a lock: a worker thread's attempt will say what
                 self._kept_conn = None
-                conn.close()
+                _discard(conn)
             raise Busy from None
+
+    def _nowait_connection(self) -> Connection:
+        """A connection of the event loop's own, with SQLite's busy handler off: a statement
+        that would wait fails at once. Never back to the pool, where it would fail instead of
+        waiting: :func:`_discard` it."""
+        conn = self.engine.connect()
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout=0")
+        return conn
 
     def end(self) -> None:
         """Release the write lock :meth:`try_begin` took."""
@@ -217,7 +233,7 @@ class Database:
             raise Busy  # another thread's loop is reading right now
         try:
             conn = self._kept_reader
-            if conn is None or not self._reader_open():
+            if not _usable(conn):
                 raise Busy
             try:
                 with conn.begin():
@@ -233,23 +249,15 @@ class Database:
     def keep_reader(self) -> None:
         """Open the connection :meth:`read_nowait` reads on, if it is not open (SQLite only;
         blocking: call it from a worker thread)."""
-        if not self.sqlite or self._reader_open():
+        if not self.sqlite or _usable(self._kept_reader):
             return
-        conn = self.engine.connect()
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.execute("PRAGMA busy_timeout=0")
+        conn = self._nowait_connection()
         with self._reader_lock:
-            if not self._reader_open():
+            if not _usable(self._kept_reader):
                 self._close_kept_reader()  # a dead one, if any
                 self._kept_reader = conn
                 return
-        conn.invalidate()  # another thread was first
-        conn.close()
-
-    def _reader_open(self) -> bool:
-        conn = self._kept_reader
-        return conn is not None and not conn.closed and not conn.invalidated
+        _discard(conn)  # another thread was first
 
     def start_checkpoints(self) -> None:
         """Checkpoint a SQLite file's WAL on a background thread from now on, instead of in
@@ -265,17 +273,14 @@ class Database:
         self._checkpointer.start()
 
     def close_kept_connection(self) -> None:
-        if self._kept_conn is not None:
-            self._kept_conn.close()
-            self._kept_conn = None
+        conn, self._kept_conn = self._kept_conn, None
+        _discard(conn)
         with self._reader_lock:
             self._close_kept_reader()
 
     def _close_kept_reader(self) -> None:
         conn, self._kept_reader = self._kept_reader, None
-        if conn is not None and not conn.closed:
-            conn.invalidate()  # discarded, not pooled: its busy handler is off
-            conn.close()
+        _discard(conn)
 
     def dispose(self) -> None:
         if self._checkpointer is not None:
