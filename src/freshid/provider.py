@@ -95,11 +95,12 @@ class Provider:
 
     async def write_short(self, fn: Callable[[Connection], T]) -> T:
         """A write of a few indexed statements and no other I/O (the token endpoint's, issuing a
-        code). On SQLite it runs on the event loop when the store is free at once — the hand-off
-        to a worker thread costs more than such a transaction — sharing one commit with the other
-        such writes of the same turn of the loop (:mod:`freshid.storage.group_commit`), and in a
-        worker thread otherwise. PostgreSQL's network round trips always go to a worker thread,
-        with the units waiting at the time, in one transaction."""
+        code). On SQLite it runs on the event loop — the hand-off to a worker thread costs more
+        than such a transaction — sharing one commit with the other such writes of the same turn
+        of the loop (:mod:`freshid.storage.group_commit`); while another writer holds the store
+        it waits there, and only a lock held longer than ``group_commit.LOCKED_WAIT`` sends it to
+        a worker thread. PostgreSQL's network round trips always go to a worker thread, with the
+        units waiting at the time, in one transaction."""
         if self._group_commit is not None:
             try:
                 return await self._group_commit.run(fn)
